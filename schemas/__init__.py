@@ -1,0 +1,1 @@
+"""JSON Schemas generated from sftdata.records by `sftdata schemas`."""

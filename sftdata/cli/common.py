@@ -1,0 +1,82 @@
+"""What every command shares: the summary table, a progress bar that appears only on
+slow inputs, and the exit rule for ``--strict``."""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+console = Console(stderr=True, highlight=False)
+
+
+def print_summary(
+    title: str,
+    records_in: int,
+    records_out: int,
+    rejects_by_reason: dict[str, int],
+    notes: list[str] | None = None,
+) -> None:
+    """One screen: records in, out, rejected by reason, and any notes (output paths...)."""
+    table = Table(title=title, show_header=False, title_justify="left", box=None)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    table.add_row("records in", f"{records_in:,}")
+    table.add_row("records out", f"{records_out:,}")
+    table.add_row("rejected", f"{sum(rejects_by_reason.values()):,}")
+    for reason, count in list(rejects_by_reason.items())[:15]:
+        table.add_row(f"  {reason}", f"{count:,}")
+    if len(rejects_by_reason) > 15:
+        table.add_row("  (other reasons)", f"{sum(list(rejects_by_reason.values())[15:]):,}")
+    console.print(table)
+    for note in notes or []:
+        console.print(note)
+
+
+class _DelayedProgress:
+    """A rich progress bar that is shown only once work has taken over ``delay`` seconds."""
+
+    def __init__(self, description: str, total: int | None, delay: float):
+        self.description, self.total, self.delay = description, total, delay
+        self.start = time.monotonic()
+        self.done = 0
+        self.progress: Progress | None = None
+        self.task = None
+
+    def advance(self, n: int = 1) -> None:
+        self.done += n
+        if self.progress is None and time.monotonic() - self.start > self.delay:
+            self.progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TimeElapsedColumn(), console=console, transient=True,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task(self.description, total=self.total)
+        if self.progress is not None:
+            self.progress.update(self.task, completed=self.done)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+@contextmanager
+def progress(description: str, total: int | None = None, delay: float = 1.5) -> Iterator[_DelayedProgress]:
+    """``with progress("converting", total=n) as bar: bar.advance()``; silent on fast inputs."""
+    bar = _DelayedProgress(description, total, delay)
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
+def exit_for_strict(strict: bool, rejected: int) -> None:
+    """``--strict``: any reject makes the command exit with status 1."""
+    if strict and rejected:
+        console.print(f"[red]--strict: {rejected} record(s) rejected[/red]")
+        raise typer.Exit(1)

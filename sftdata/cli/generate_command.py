@@ -1,0 +1,3 @@
+"""Commands: (being written)."""
+
+from sftdata.cli.app import app  # noqa: F401

@@ -1,0 +1,1 @@
+"""Small data files shipped with sftdata (seed tasks, word lists, example data)."""
