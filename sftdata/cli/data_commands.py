@@ -1,3 +1,92 @@
-"""Commands: (being written)."""
+"""Commands: ``convert``, ``validate`` and ``schemas``."""
 
-from sftdata.cli.app import app  # noqa: F401
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from sftdata.cli.app import app
+from sftdata.cli.common import console, exit_for_strict, print_summary, progress
+from sftdata.convert import read_canonical, write_records
+from sftdata.formats import FORMAT_NAMES, check_format
+from sftdata.io import extension, location_kind
+from sftdata.rejects import count_reasons, default_rejects_path, write_rejects
+
+FORMATS_HELP = "|".join(FORMAT_NAMES)
+
+
+def _read_with_progress(path: Path, fmt: Optional[str]):
+    with progress(f"reading {path.name}") as bar:
+        return read_canonical(path, fmt=fmt, progress=bar.advance)
+
+
+@app.command()
+def convert(
+    input: Path = typer.Argument(..., help="Input file (.json, .jsonl, .parquet, .csv)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Output file; its extension picks the file type."),
+    to: str = typer.Option(..., "--to", help=f"Output format: {FORMATS_HELP}."),
+    from_: Optional[str] = typer.Option(None, "--from", help="Input format (default: detected from the columns)."),
+    rejects: Optional[Path] = typer.Option(None, "--rejects", help="Rejects file (default: <output stem>.rejects.jsonl)."),
+    strict: bool = typer.Option(False, "--strict", help="Exit with status 1 if any record is rejected."),
+) -> None:
+    """Convert between Alpaca, ShareGPT, OpenAI messages and canonical records."""
+    check_format(to)
+    extension(output)  # fail on a bad output name before reading anything
+    result = _read_with_progress(input, from_)
+    write_rejected = write_records(result.frame, output, to)
+    all_rejects = result.rejects + write_rejected
+    rejects_path = rejects or default_rejects_path(output)
+    write_rejects(rejects_path, all_rejects)
+    print_summary(
+        f"convert {input.name} ({result.format}) -> {output.name} ({to})",
+        result.rows_in,
+        result.frame.height - len(write_rejected),
+        count_reasons(all_rejects),
+        [f"output:  {output}", f"rejects: {rejects_path}"],
+    )
+    exit_for_strict(strict, len(all_rejects))
+
+
+@app.command()
+def validate(
+    input: Path = typer.Argument(..., help="Input file to check."),
+    from_: Optional[str] = typer.Option(None, "--from", help="Input format (default: detected)."),
+) -> None:
+    """Print FILE:LINE: reason for every invalid record; exit 1 if there is any.
+
+    LINE is the 1-based line for JSONL and the 0-based record index otherwise.
+    """
+    result = _read_with_progress(input, from_)
+    for reject in result.rejects:
+        typer.echo(f"{input}:{reject['location']}: {reject['reason']}")
+    print_summary(
+        f"validate {input.name} ({result.format}; locations are {location_kind(input)}s)",
+        result.rows_in, result.frame.height, count_reasons(result.rejects),
+    )
+    if result.rejects:
+        raise typer.Exit(1)
+
+
+@app.command()
+def schemas(
+    out_dir: Path = typer.Option(Path("schemas"), "-o", "--out-dir", help="Folder to write the JSON Schemas to."),
+    check: bool = typer.Option(False, "--check", help="Only compare; exit 1 if a file differs."),
+) -> None:
+    """Generate the JSON Schemas of the canonical record and the three formats."""
+    from sftdata.schemas_gen import render_schemas
+
+    stale = []
+    for name, text in render_schemas().items():
+        path = out_dir / name
+        if check:
+            if not path.exists() or path.read_text(encoding="utf-8") != text:
+                stale.append(str(path))
+        else:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            console.print(f"wrote {path}")
+    if stale:
+        console.print(f"[red]out of date: {', '.join(stale)} (run `sftdata schemas`)[/red]")
+        raise typer.Exit(1)

