@@ -57,7 +57,6 @@ def _convert(gguf: Path, out: Path) -> None:
     config = AutoConfig.from_pretrained(folder, gguf_file=name, local_files_only=True)
     if hasattr(config, "quantization_config"):
         delattr(config, "quantization_config")
-    config.torch_dtype = "float32"
     fresh = AutoModelForCausalLM.from_config(config)
     state = loaded.state_dict()
     missing, unexpected = fresh.load_state_dict(state, strict=False)
