@@ -132,7 +132,7 @@ def read_rows(path: str | os.PathLike) -> Iterator[RawRow]:
         elif ext == ".parquet":
             yield from _table_rows(pl.read_parquet(path), decode_nested=False)
         else:
-            frame = pl.read_csv(path, infer_schema=False, missing_utf8_is_empty_string=False)
+            frame = pl.read_csv(path, infer_schema=False)
             yield from _table_rows(frame, decode_nested=True)
     except UserError:
         raise

@@ -5,7 +5,8 @@ user = instruction + "\\n" + input (just instruction when input is empty, missin
 null), then assistant = output. Back: the last user/assistant pair becomes
 instruction/output with input "", earlier pairs become ``history``, a leading system
 message becomes ``system``. A record with tools or tool turns, or one that does not end
-with an assistant turn, is rejected as ``not_representable_as_alpaca``.
+with an assistant turn, is rejected as ``not_representable_as_alpaca``; so is one with
+per-message loss weights other than the implied ones (assistant 1, others 0).
 
 The one lossy step: a non-empty ``input`` comes back merged into ``instruction``.
 
@@ -68,6 +69,9 @@ def from_canonical(record: dict) -> dict:
     )
     if not pairs_ok or any(m.get("tool_calls") for m in messages):
         raise RecordError(NOT_REPRESENTABLE)
+    if any(m.get("weight") is not None and m["weight"] != (m["role"] == "assistant")
+           for m in record["messages"]):
+        raise RecordError(f"{NOT_REPRESENTABLE}:weights")
     out = {
         "instruction": messages[-2]["content"],
         "input": "",

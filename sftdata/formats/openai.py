@@ -95,7 +95,7 @@ def _message(message) -> dict:
     if weight is not None:
         if isinstance(weight, bool) or not isinstance(weight, (int, float)):
             raise RecordError("bad_weight")
-        out["weight"] = weight
+        out["weight"] = float(weight)
     return out
 
 
@@ -140,7 +140,15 @@ def _out_message(message: dict) -> dict:
 
 
 def from_canonical(record: dict) -> dict:
-    """A canonical record as an OpenAI ``messages`` row (every canonical record fits)."""
+    """A canonical record as an OpenAI ``messages`` row.
+
+    Rejected as ``not_representable_as_openai:<rule>`` when it breaks the ordering rules
+    (e.g. a ShareGPT observation that answers no function call).
+    """
+    try:
+        check_order(record["messages"])
+    except RecordError as exc:
+        raise RecordError(f"not_representable_as_openai:{exc.reason}") from None
     out = {"messages": [_out_message(m) for m in record["messages"]]}
     if record.get("tools") is not None:
         out["tools"] = record["tools"]

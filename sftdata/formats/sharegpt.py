@@ -6,7 +6,12 @@ The rules are LLaMA-Factory's: a system turn only at index 0; after it, turns
 alternate human-or-observation then gpt-or-function_call; the conversation ends with
 gpt or function_call. ``function_call`` is an assistant turn with ``tool_calls`` (its
 value is ``{"name", "arguments"}`` JSON, or a list of them), ``observation`` a ``tool``
-turn. ``tools`` is a JSON string of function specs.
+turn. ``tools`` is a JSON string of function specs. A per-turn loss ``weight`` (or
+``loss_weight``) is kept on the turn; LLaMA-Factory ignores the extra key.
+
+Function-call values and ``tools`` are parsed; when re-encoding them would not give
+back the input's exact text (other key order or spacing), the text is kept as a hint
+in ``meta`` and written back as long as it still encodes the same value.
 
 >>> rec = to_canonical({"conversations": [{"from": "human", "value": "hi"},
 ...                                        {"from": "gpt", "value": "hello"}]})
@@ -41,7 +46,7 @@ ANSWER_SIDE = ("gpt", "function_call")
 KNOWN = ("system", *PROMPT_SIDE, *ANSWER_SIDE)
 
 
-def _turn(turn) -> tuple[str, str]:
+def _turn(turn) -> tuple[str, str, float | None]:
     if not isinstance(turn, dict):
         raise RecordError("bad_turn")
     speaker = turn.get("from", turn.get("role"))
@@ -53,7 +58,10 @@ def _turn(turn) -> tuple[str, str]:
         raise RecordError(f"unknown_role:{speaker}")
     if not isinstance(value, str):
         raise RecordError("not_a_string:value" if value is not None else "missing_field:value")
-    return speaker, value
+    weight = turn.get("weight", turn.get("loss_weight"))
+    if weight is not None and (isinstance(weight, bool) or not isinstance(weight, (int, float))):
+        raise RecordError("bad_weight")
+    return speaker, value, None if weight is None else float(weight)
 
 
 def _function_calls(value: str) -> list[dict]:
@@ -89,33 +97,56 @@ def to_canonical(row: dict) -> dict:
     if turns and turns[0][0] == "system":
         if system:
             raise RecordError("two_system_prompts")
-        system = turns.pop(0)[1]
+        system = turns.pop(0)[1]  # a weight on a system turn is dropped: never trained
         meta[HINTS_KEY] = {"system_turn": True}
-    check_order([speaker for speaker, _ in turns])
+    check_order([speaker for speaker, _, _ in turns])
     messages = [{"role": "system", "content": system}] if system else []
-    for speaker, value in turns:
+    raw_calls = {}
+    for speaker, value, weight in turns:
         if speaker == "human":
-            messages.append({"role": "user", "content": require_content(value, "human")})
+            message = {"role": "user", "content": require_content(value, "human")}
         elif speaker == "gpt":
-            messages.append({"role": "assistant", "content": require_content(value, "gpt")})
+            message = {"role": "assistant", "content": require_content(value, "gpt")}
         elif speaker == "function_call":
-            messages.append({"role": "assistant", "content": "",
-                             "tool_calls": _function_calls(value)})
+            message = {"role": "assistant", "content": "", "tool_calls": _function_calls(value)}
+            if _function_call_value(message) != value:
+                raw_calls[str(len(messages))] = value
         else:
-            messages.append({"role": "tool", "content": value})
-    return {"messages": messages, "tools": parse_tools(row.get("tools")), "meta": meta}
+            message = {"role": "tool", "content": value}
+        if weight is not None:
+            message["weight"] = weight
+        messages.append(message)
+    tools = parse_tools(row.get("tools"))
+    raw = {"function_calls": raw_calls} if raw_calls else {}
+    if isinstance(row.get("tools"), str) and tools is not None and _dump(tools) != row["tools"]:
+        raw["tools"] = row["tools"]
+    if raw:
+        meta[HINTS_KEY] = {**meta.get(HINTS_KEY, {}), **raw}
+    return {"messages": messages, "tools": tools, "meta": meta}
+
+
+def _dump(value) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _same_json(text: str, value) -> bool:
+    try:
+        return json.loads(text) == value
+    except json.JSONDecodeError:
+        return False
 
 
 def _not_representable(why: str) -> RecordError:
     return RecordError(f"not_representable_as_sharegpt:{why}")
 
 
-def _function_call_value(message: dict) -> str:
+def _function_call_value(message: dict, raw: str | None = None) -> str:
     calls = [
         {"name": c["function"]["name"], "arguments": decode_arguments(c["function"]["arguments"])}
         for c in message["tool_calls"]
     ]
-    return json.dumps(calls[0] if len(calls) == 1 else calls, ensure_ascii=False)
+    value = calls[0] if len(calls) == 1 else calls
+    return raw if raw is not None and _same_json(raw, value) else _dump(value)
 
 
 def from_canonical(record: dict) -> dict:
@@ -126,21 +157,28 @@ def from_canonical(record: dict) -> dict:
     system = None
     if messages and messages[0]["role"] == "system":
         system = messages.pop(0)["content"]
+    raw = hints(meta)
+    raw_calls = raw.get("function_calls", {})
+    offset = 0 if system is None else 1
     conversations = []
-    for message in messages:
+    for index, message in enumerate(messages, start=offset):
         role = message["role"]
         if role == "system":
             raise _not_representable("system_not_first")
         if role == "user":
-            conversations.append({"from": "human", "value": message["content"]})
+            turn = {"from": "human", "value": message["content"]}
         elif role == "tool":
-            conversations.append({"from": "observation", "value": message["content"]})
+            turn = {"from": "observation", "value": message["content"]}
         elif message.get("tool_calls"):
             if message["content"].strip():
                 raise _not_representable("content_with_tool_calls")
-            conversations.append({"from": "function_call", "value": _function_call_value(message)})
+            turn = {"from": "function_call",
+                    "value": _function_call_value(message, raw_calls.get(str(index)))}
         else:
-            conversations.append({"from": "gpt", "value": message["content"]})
+            turn = {"from": "gpt", "value": message["content"]}
+        if message.get("weight") is not None:
+            turn["weight"] = message["weight"]
+        conversations.append(turn)
     try:
         check_order([t["from"] for t in conversations])
     except RecordError as exc:
@@ -150,6 +188,8 @@ def from_canonical(record: dict) -> dict:
     elif system is not None:
         out["system"] = system
     out = {"conversations": conversations, **out}
-    if record.get("tools") is not None:
-        out["tools"] = json.dumps(record["tools"], ensure_ascii=False)
+    tools = record.get("tools")
+    if tools is not None:
+        kept = raw.get("tools")
+        out["tools"] = kept if kept is not None and _same_json(kept, tools) else _dump(tools)
     return spread_meta(out, meta)
