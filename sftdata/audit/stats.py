@@ -1,0 +1,181 @@
+"""The audit statistics of a canonical frame, as one JSON-able dict.
+
+``compute_stats(frame)`` is what ``sftdata audit`` and ``sftdata run`` call; every
+section is a plain dict so the same object is written to ``stats.json`` and rendered
+into the HTML report. Sections that need a step module which is not installed say
+``{"available": false, "reason": ...}`` instead of showing made-up numbers.
+
+Everything per record is computed with polars expressions over the whole frame (see
+``sftdata.audit.columns`` for the definitions), so 100k records take seconds.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import random
+from typing import Sequence
+
+import polars as pl
+
+from sftdata.audit import quality
+from sftdata.audit.columns import char_count, derive, distribution, share, word_count
+from sftdata.audit.inputs import InputInfo
+from sftdata.audit.verbs import verb_object_stats
+from sftdata.records import records_from_frame
+
+STATS_VERSION = 1
+SAMPLE_CHARS = 1500  # each turn of a sample is cut to this many characters
+
+
+def _token_lengths(texts: pl.Series, tokenizer) -> pl.Series:
+    """Token counts of ``texts`` with a Hugging Face tokenizer, in batches."""
+    counts: list[int] = []
+    values = texts.to_list()
+    for start in range(0, len(values), 2048):
+        batch = tokenizer(values[start:start + 2048], add_special_tokens=False)["input_ids"]
+        counts.extend(len(ids) for ids in batch)
+    return pl.Series(counts, dtype=pl.Int64)
+
+
+def load_tokenizer(path: str):
+    """A tokenizer from a local folder (transformers imported only when asked for)."""
+    from sftdata.errors import UserError
+
+    try:
+        from transformers import AutoTokenizer
+    except ImportError:
+        raise UserError("--tokenizer needs transformers: pip install 'sftdata[train]'") from None
+    try:
+        return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot load a tokenizer from {path}: {str(exc).splitlines()[0]}") from None
+
+
+def length_stats(derived: pl.DataFrame, tokenizer=None, tokenizer_name: str | None = None) -> dict:
+    """Characters and tokens (or words) of instruction and response."""
+    lengths = derived.select(
+        char_count("instruction").alias("instruction_chars"),
+        char_count("response").alias("response_chars"),
+        word_count("instruction").alias("instruction_words"),
+        word_count("response").alias("response_words"),
+    )
+    out = {"token_unit": f"tokens ({tokenizer_name})" if tokenizer else "words"}
+    for side in ("instruction", "response"):
+        tokens = (_token_lengths(derived[side], tokenizer) if tokenizer
+                  else lengths[f"{side}_words"])
+        out[side] = {"chars": distribution(lengths[f"{side}_chars"]),
+                     "tokens": distribution(tokens)}
+    return out
+
+
+def source_stats(derived: pl.DataFrame, inputs: Sequence[InputInfo] | None) -> dict:
+    """Records per source and per format (format known only for files that were read)."""
+    formats = {i.source: i.format for i in inputs or []}
+    counts = derived.group_by("source").len().sort(["len", "source"], descending=[True, False])
+    sources = [{"source": s, "format": formats.get(s), "records": n} for s, n in counts.iter_rows()]
+    by_format: dict[str, int] = {}
+    for row in sources:
+        key = row["format"] or "unknown"
+        by_format[key] = by_format.get(key, 0) + row["records"]
+    return {"sources": sources, "formats": by_format}
+
+
+def empty_input_stats(inputs: Sequence[InputInfo] | None) -> dict:
+    """Share of Alpaca records whose ``input`` was missing, null or ""; other formats
+    have no separate input field, so they are not counted (not applicable)."""
+    alpaca = [i for i in inputs or [] if i.empty_input is not None]
+    if not alpaca:
+        return {"available": False,
+                "reason": "no Alpaca input files were read (the input field exists only in Alpaca)"}
+    total = sum(i.records for i in alpaca)
+    empty = sum(i.empty_input for i in alpaca)
+    return {"available": True, "applicable": total, "empty": empty, "share": share(empty, total),
+            "by_source": {i.source: {"records": i.records, "empty": i.empty_input} for i in alpaca}}
+
+
+def conversation_stats(derived: pl.DataFrame) -> dict:
+    """Turns, system prompts and tool use."""
+    n = derived.height
+    system = derived.filter(pl.col("n_system") > 0)
+    top_system = (system.group_by("system").len().sort(["len", "system"], descending=[True, False])
+                  .head(5))
+    tools = derived.select(
+        (pl.col("has_tool_specs")).sum().alias("specs"),
+        (pl.col("n_tool_calls") > 0).sum().alias("calls"),
+        (pl.col("n_tool") > 0).sum().alias("turns"),
+        (pl.col("has_tool_specs") | (pl.col("n_tool_calls") > 0) | (pl.col("n_tool") > 0))
+        .sum().alias("any"),
+    ).row(0, named=True)
+    return {
+        "turns": distribution(derived["turns"]),
+        "user_turns": distribution(derived["n_user"]),
+        "multi_turn": {"records": int((derived["n_user"] > 1).sum()),
+                       "share": share(int((derived["n_user"] > 1).sum()), n)},
+        "system_prompts": {
+            "records": system.height, "share": share(system.height, n),
+            "distinct": system["system"].n_unique() if system.height else 0,
+            "top": [{"text": t, "count": c} for t, c in top_system.iter_rows()],
+        },
+        "tools": {
+            "records_with_tool_specs": int(tools["specs"]),
+            "records_with_tool_calls": int(tools["calls"]),
+            "records_with_tool_turns": int(tools["turns"]),
+            "records": int(tools["any"]),
+            "share": share(int(tools["any"]), n),
+        },
+    }
+
+
+def samples(frame: pl.DataFrame, count: int, seed: int) -> list[dict]:
+    """``count`` records picked at random with ``seed`` (the same seed, the same picks)."""
+    if count <= 0 or frame.height == 0:
+        return []
+    picks = sorted(random.Random(seed).sample(range(frame.height), min(count, frame.height)))
+    out = []
+    for index, record in zip(picks, records_from_frame(frame[picks])):
+        turns = [{"role": m["role"], "content": m["content"][:SAMPLE_CHARS],
+                  "cut": len(m["content"]) > SAMPLE_CHARS,
+                  "tool_calls": m.get("tool_calls")} for m in record["messages"]]
+        out.append({"index": index, "id": record["id"], "source": record["source"],
+                    "messages": turns})
+    return out
+
+
+def compute_stats(
+    frame: pl.DataFrame,
+    *,
+    inputs: Sequence[InputInfo] | None = None,
+    read_rejects: dict[str, int] | None = None,
+    tokenizer: str | None = None,
+    sample_count: int = 5,
+    seed: int = 0,
+    title: str = "sftdata audit",
+) -> dict:
+    """Every audit section for ``frame`` (canonical ``FRAME_SCHEMA`` columns).
+
+    ``inputs`` (from ``read_inputs``) adds formats, rows read and the Alpaca empty-input
+    share; ``read_rejects`` are read rejects by reason; ``tokenizer`` is a local
+    tokenizer folder (lengths in its tokens instead of words).
+    """
+    derived = derive(frame)
+    tok = load_tokenizer(tokenizer) if tokenizer else None
+    n = frame.height
+    stats = {
+        "version": STATS_VERSION,
+        "title": title,
+        "generated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "records": n,
+        "inputs": [i.as_dict() for i in inputs or []],
+        "read_rejects": dict(read_rejects or {}),
+        **source_stats(derived, inputs),
+        "conversations": conversation_stats(derived),
+        "lengths": length_stats(derived, tok, str(tokenizer) if tokenizer else None),
+        "empty_input": empty_input_stats(inputs),
+        "leading_words": verb_object_stats(derived["first_user"]),
+        "languages": quality.language_stats(derived),
+        "duplicates": quality.duplicate_stats(frame),
+        "filters": quality.filter_stats(frame),
+        "refusals": quality.refusal_stats(frame, derived),
+        "samples": samples(frame, sample_count, seed),
+    }
+    return stats
