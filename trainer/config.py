@@ -1,0 +1,122 @@
+"""The training configuration: one pydantic model, every field documented.
+
+``sftdata train --config train.yaml`` validates a YAML file against ``TrainConfig``
+(unknown keys are an error, so a typo never silently falls back to a default), and the
+command-line flags fill the same model. No torch import here: the CLI can validate a
+config without loading the training stack.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from sftdata.errors import UserError
+
+DEFAULT_LR = {"lora": 2e-4, "full": 2e-5, "freeze": 5e-5}
+
+
+class TrainConfig(BaseModel):
+    """Everything a training run needs; saved as ``train_config.yaml`` in the output dir."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    # Data
+    data: str = Field(description="Training data file, any format sftdata reads (converted to canonical records).")
+    data_format: str | None = Field(default=None, description="Force the input format (alpaca, sharegpt, openai, canonical); detected when unset.")
+    eval_data: str | None = Field(default=None, description="Held-out data file for eval loss; when unset, `eval_split` of the training data is held out.")
+    eval_split: float = Field(default=0.0, ge=0.0, lt=1.0, description="Fraction of the training records held out for eval loss when no `eval_data` is given.")
+    max_eval_records: int = Field(default=200, ge=1, description="At most this many held-out records are used for eval loss (keeps eval fast).")
+    chat_template: str | None = Field(default=None, description="Path to a Jinja chat template that replaces the tokenizer's; the bundled ChatML is used when the tokenizer has none.")
+    max_length: int = Field(default=2048, ge=8, description="Longest tokenised conversation; longer ones are cut at a whole-turn boundary where possible.")
+    train_on: Literal["assistant", "last", "all", "weight"] = Field(default="assistant", description="Loss mask: all assistant turns, the last assistant turn only, every token, or per-message `weight` (assistant turns default to 1, others to 0).")
+    packing: bool = Field(default=True, description="Padding-free packing: sequences share rows (best-fit decreasing) with per-sequence position ids. Off: batches grouped by length and padded.")
+    pack_length: int | None = Field(default=None, ge=8, description="Tokens per packed row (default `max_length`); a micro-batch is `batch_size` rows.")
+
+    # Model and method
+    model: str | None = Field(default=None, description="Local model folder; unset = the bundled SmolLM2-135M-Instruct. Nothing is downloaded.")
+    method: Literal["lora", "full", "freeze"] = Field(default="lora", description="lora: train low-rank adapters; full: every weight; freeze: only the last `freeze_trainable_layers` layers (and the final norm).")
+    lora_r: int = Field(default=16, ge=1, description="LoRA rank.")
+    lora_alpha: float = Field(default=32.0, gt=0, description="LoRA scaling numerator (scale = alpha / r).")
+    lora_dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description="Dropout on the LoRA input.")
+    lora_target: list[str] | Literal["all-linear"] = Field(default="all-linear", description="Module names to adapt, or `all-linear` for every linear layer except the output head.")
+    freeze_trainable_layers: int = Field(default=2, ge=1, description="freeze method: how many of the last transformer layers are trained.")
+    attn_implementation: str = Field(default="sdpa", description="transformers attention implementation (sdpa or eager support padding-free packing on CPU).")
+
+    # Optimisation
+    learning_rate: float | None = Field(default=None, gt=0, description="Peak learning rate; unset = 2e-4 for lora, 2e-5 for full, 5e-5 for freeze.")
+    weight_decay: float = Field(default=0.0, ge=0.0, description="AdamW weight decay (not applied to biases and norms).")
+    adam_betas: tuple[float, float] = Field(default=(0.9, 0.999), description="AdamW betas.")
+    lr_scheduler: Literal["linear", "cosine", "constant"] = Field(default="cosine", description="Decay after warmup: linear or cosine to zero, or constant.")
+    warmup_ratio: float = Field(default=0.03, ge=0.0, le=1.0, description="Fraction of the optimizer steps used for linear warmup.")
+    epochs: float = Field(default=1.0, gt=0, description="Passes over the training data (fractions allowed).")
+    max_steps: int | None = Field(default=None, ge=1, description="Stop after this many optimizer steps (overrides `epochs`).")
+    batch_size: int = Field(default=8, ge=1, description="Micro-batch: sequences (unpacked) or packed rows (packing) per forward pass.")
+    grad_accum: int = Field(default=1, ge=1, description="Micro-batches per optimizer step; the loss is normalised by the trained tokens of the whole step.")
+    max_grad_norm: float | None = Field(default=1.0, gt=0, description="Clip the global gradient norm to this value; unset = no clipping.")
+    gradient_checkpointing: bool = Field(default=False, description="Recompute activations in the backward pass: less memory, ~30% slower.")
+    dtype: Literal["auto", "float32", "bfloat16"] = Field(default="auto", description="auto = float32 on CPU (no bf16 units) and bf16 mixed precision on GPU.")
+    seed: int = Field(default=42, description="Seeds data order, held-out split, dropout and initialisation of adapters.")
+
+    # Logging, eval, checkpoints
+    output_dir: str = Field(description="Where the adapter or model, tokenizer, metrics.jsonl and checkpoints are written.")
+    log_every: int = Field(default=1, ge=1, description="Write a metrics line every N optimizer steps.")
+    eval_every: int | None = Field(default=None, ge=1, description="Eval loss every N optimizer steps (and at the end) when there is held-out data.")
+    save_every: int | None = Field(default=None, ge=1, description="Write a resumable checkpoint every N optimizer steps.")
+    keep_checkpoints: int = Field(default=2, ge=1, description="Keep only the newest N checkpoints.")
+    resume: bool = Field(default=False, description="Continue from the newest checkpoint in `output_dir` (same data, same seed).")
+    tensorboard: bool = Field(default=False, description="Also log metrics to tensorboard under `output_dir/tensorboard` (needs the tensorboard package).")
+    progress: bool = Field(default=True, description="Show a progress bar.")
+
+    # Samples
+    sample_prompts: list[str] = Field(default_factory=list, description="Prompts to generate from after training; unset = up to `num_samples` held-out prompts.")
+    num_samples: int = Field(default=2, ge=0, description="How many held-out prompts to sample from when `sample_prompts` is empty.")
+    sample_max_new_tokens: int = Field(default=64, ge=1, description="Longest sample generation.")
+
+    @model_validator(mode="after")
+    def _check(self) -> "TrainConfig":
+        if self.pack_length is not None and self.pack_length < self.max_length:
+            raise ValueError("pack_length must be at least max_length")
+        return self
+
+    @property
+    def lr(self) -> float:
+        """The learning rate in effect (the method's default when unset)."""
+        return self.learning_rate if self.learning_rate is not None else DEFAULT_LR[self.method]
+
+    @property
+    def row_length(self) -> int:
+        """Tokens per packed row."""
+        return self.pack_length or self.max_length
+
+
+def _describe(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "config"
+    return f"{where}: {first['msg']}" + (f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else "")
+
+
+def build_config(values: dict) -> TrainConfig:
+    """Validate a dict into a TrainConfig; problems become one-line UserErrors."""
+    try:
+        return TrainConfig.model_validate(values)
+    except ValidationError as exc:
+        raise UserError(f"invalid training config: {_describe(exc)}") from None
+
+
+def load_config(path: str | Path, overrides: dict | None = None) -> TrainConfig:
+    """Read a YAML config file, apply non-None ``overrides`` (from flags), validate."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file not found: {path}")
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(values, dict):
+        raise UserError(f"{path}: a training config must be a mapping of field: value")
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return build_config(values)

@@ -1,0 +1,241 @@
+"""The training loop: ``train(config) -> TrainResult``, readable top to bottom.
+
+accelerate owns devices, mixed precision and process groups, so the same function runs
+on one CPU, one GPU, or under ``accelerate launch`` / ``torchrun`` (each process takes
+every world-size-th micro-batch). Everything else is plain torch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from sftdata.errors import UserError
+from sftdata.io import JsonlAppender
+from .checkpoint import list_checkpoints, load_checkpoint, save_checkpoint, trim_metrics
+from .config import TrainConfig, build_config
+from .data import prepare_tokenizer, tokenise_records
+from .evaluate import examples_loss, generate_samples, load_records, prompt_messages
+from .modeling import loss_sum, prepare_model, save_model
+from .packing import collate, epoch_batches
+
+# Changing any of these between a run and its resume would change the loss curve.
+RESUME_KEYS = ("data", "eval_data", "eval_split", "model", "method", "seed", "max_length",
+               "train_on", "packing", "pack_length", "batch_size", "grad_accum", "lora_r",
+               "lora_alpha", "lora_target", "freeze_trainable_layers", "chat_template")
+
+
+@dataclass
+class TrainResult:
+    """What a run produced; ``train_loss`` is the mean loss of the last optimizer step."""
+
+    output_dir: Path
+    steps: int
+    train_loss: float | None
+    eval_loss: float | None
+    trained_tokens: int
+    losses: list[float] = field(default_factory=list)
+    dropped: dict[str, int] = field(default_factory=dict)
+    samples: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _split(records: list[dict], cfg: TrainConfig) -> tuple[list[dict], list[dict]]:
+    """Train and held-out records: the eval file, or a seeded `eval_split` of the data."""
+    if cfg.eval_data:
+        return records, load_records(cfg.eval_data)[: cfg.max_eval_records]
+    if cfg.eval_split <= 0:
+        return records, []
+    order = list(range(len(records)))
+    random.Random(cfg.seed).shuffle(order)
+    n_eval = max(1, round(cfg.eval_split * len(records)))
+    held = set(order[:n_eval])
+    return ([r for i, r in enumerate(records) if i not in held],
+            [records[i] for i in sorted(held)][: cfg.max_eval_records])
+
+
+def _optimizer(model: Any, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW; no weight decay on biases and norm weights (1-D tensors)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.weight_decay},
+              {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr, betas=cfg.adam_betas)
+
+
+def _check_resumable(out: Path, cfg: TrainConfig) -> None:
+    saved = yaml.safe_load((out / "train_config.yaml").read_text(encoding="utf-8"))
+    changed = [k for k in RESUME_KEYS if saved.get(k) != json.loads(cfg.model_dump_json()).get(k)]
+    if changed:
+        raise UserError(f"cannot resume: {', '.join(changed)} differ from the interrupted run")
+
+
+def train(config: TrainConfig | dict) -> TrainResult:
+    """Fine-tune ``config.model`` on ``config.data``; see TrainConfig for every option."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from transformers import get_scheduler
+
+    cfg = config if isinstance(config, TrainConfig) else build_config(config)
+    out = Path(cfg.output_dir)
+    start_time = time.perf_counter()
+
+    # --- Devices and precision. fp32 on CPU (no bf16 units: ~100x slower), bf16 on GPU.
+    use_bf16 = cfg.dtype == "bfloat16" or (cfg.dtype == "auto" and torch.cuda.is_available())
+    accelerator = Accelerator(mixed_precision="bf16" if use_bf16 else "no")
+    main, world, rank = accelerator.is_main_process, accelerator.num_processes, accelerator.process_index
+    set_seed(cfg.seed)  # before the model: LoRA initialisation draws from the RNG
+
+    # --- Data: any input format -> canonical records -> ids, targets, loss weights.
+    train_records, eval_records = _split(load_records(cfg.data, cfg.data_format), cfg)
+    model, tokenizer = prepare_model(cfg)
+    prepare_tokenizer(tokenizer, cfg.chat_template)
+    train_set = tokenise_records(tokenizer, train_records, cfg.max_length, cfg.train_on)
+    eval_set = tokenise_records(tokenizer, eval_records, cfg.max_length, cfg.train_on)
+    examples = train_set.examples
+    if not examples:
+        raise UserError(f"no trainable records in {cfg.data} (dropped: {train_set.dropped})")
+
+    # --- Schedule. A step is `grad_accum` micro-batches; every process gets equal shares.
+    def windows(epoch: int) -> list[list[list[int]]]:
+        batches = epoch_batches(examples, cfg.batch_size, cfg.packing, cfg.row_length, cfg.seed, epoch)
+        mine = batches[: len(batches) // world * world][rank::world] or batches[:1]
+        return [mine[i:i + cfg.grad_accum] for i in range(0, len(mine), cfg.grad_accum)]
+
+    steps_per_epoch = len(windows(0))
+    total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
+    optimizer = _optimizer(model, cfg)
+    scheduler = get_scheduler(cfg.lr_scheduler, optimizer, num_warmup_steps=round(cfg.warmup_ratio * total_steps),
+                              num_training_steps=total_steps)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    device = accelerator.device
+
+    # --- Resume: weights, optimizer, scheduler, RNG, data position, metrics up to there.
+    step, epoch, window_pos, trained_tokens = 0, 0, 0, 0
+    metrics_path = out / "metrics.jsonl"
+    checkpoints = list_checkpoints(out) if cfg.resume else []
+    if checkpoints:
+        _check_resumable(out, cfg)
+        state = load_checkpoint(checkpoints[-1], accelerator.unwrap_model(model), optimizer, scheduler)
+        step, epoch, window_pos, trained_tokens = (state["step"], state["epoch"], state["window"],
+                                                   state["trained_tokens"])
+        if main:
+            trim_metrics(metrics_path, step)
+    elif main:
+        out.mkdir(parents=True, exist_ok=True)
+        metrics_path.unlink(missing_ok=True)
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)  # a fresh run: stale ones would mislead --resume
+        (out / "train_config.yaml").write_text(yaml.safe_dump(json.loads(cfg.model_dump_json()), sort_keys=False))
+    log = JsonlAppender(metrics_path) if main else None
+    writer = _tensorboard(out) if cfg.tensorboard and main else None
+    bar = _progress(total_steps, step, enabled=cfg.progress and main)
+
+    def eval_loss() -> float | None:
+        if not eval_set.examples:
+            return None
+        total, weight = examples_loss(model, eval_set.examples, cfg.row_length, cfg.batch_size, device)
+        return total / weight if weight else None
+
+    # --- The loop. One iteration = one optimizer step over one window of micro-batches.
+    model.train()
+    losses: list[float] = []
+    epoch_windows = windows(epoch)
+    while step < total_steps:
+        if window_pos >= len(epoch_windows):
+            epoch, window_pos = epoch + 1, 0
+            epoch_windows = windows(epoch)
+        t0 = time.perf_counter()
+        micro = [collate([examples[i] for i in idx], cfg.packing, tokenizer.pad_token_id)
+                 for idx in epoch_windows[window_pos]]
+        micro = [{k: v.to(device) for k, v in b.items()} for b in micro]
+        # Normalise by the trained tokens (weights) of the whole step on all processes, so
+        # accumulation and packing give the same gradient as one big batch would.
+        denom = accelerator.reduce(sum(b["weights"].sum() for b in micro), reduction="sum")
+        step_loss = torch.zeros((), device=device)
+        for j, batch in enumerate(micro):
+            # Skip the gradient all-reduce on all but the last micro-batch of the step.
+            sync = nullcontext() if j == len(micro) - 1 else accelerator.no_sync(model)
+            with sync:
+                loss = loss_sum(model, batch) / denom
+                accelerator.backward(loss * world)  # DDP averages gradients over processes
+            step_loss += loss.detach()
+        params = [p for p in model.parameters() if p.requires_grad]
+        if cfg.max_grad_norm:
+            grad_norm = accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
+        else:
+            grad_norm = torch.norm(torch.stack([p.grad.norm() for p in params if p.grad is not None]))
+        lr = scheduler.get_last_lr()[0]
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step, window_pos = step + 1, window_pos + 1
+
+        step_tokens = int(denom.item()) if cfg.train_on != "weight" else int(
+            accelerator.reduce(sum((b["weights"] > 0).sum() for b in micro), reduction="sum").item())
+        trained_tokens += step_tokens
+        loss_value = float(accelerator.reduce(step_loss, reduction="sum"))
+        losses.append(loss_value)
+        seconds = time.perf_counter() - t0
+        row = {"step": step, "epoch": round(epoch + window_pos / len(epoch_windows), 4),
+               "loss": round(loss_value, 6), "lr": lr, "grad_norm": round(float(grad_norm), 6),
+               "trained_tokens": trained_tokens, "tokens_per_s": round(step_tokens / seconds, 2)}
+        if cfg.eval_every and step % cfg.eval_every == 0 and step < total_steps:
+            row["eval_loss"] = eval_loss()
+        if main and (step % cfg.log_every == 0 or "eval_loss" in row or step == total_steps):
+            log.append([row])
+            if writer:
+                for key, value in row.items():
+                    if key != "step" and value is not None:
+                        writer.add_scalar(key, value, step)
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss_value:.4f}", tok_s=f"{row['tokens_per_s']:.0f}")
+        if cfg.save_every and step % cfg.save_every == 0 and step < total_steps:
+            accelerator.wait_for_everyone()
+            if main:
+                save_checkpoint(out, accelerator.unwrap_model(model), optimizer, scheduler,
+                                {"step": step, "epoch": epoch, "window": window_pos,
+                                 "trained_tokens": trained_tokens}, cfg.keep_checkpoints)
+    bar.close()
+
+    # --- Finish: final eval, save the adapter or model, sample a few generations.
+    final_eval = eval_loss()
+    accelerator.wait_for_everyone()
+    unwrapped = accelerator.unwrap_model(model)
+    samples: list[tuple[str, str]] = []
+    if main:
+        if final_eval is not None:
+            log.append([{"step": step, "eval_loss": round(final_eval, 6)}])
+        log.close()
+        if writer:
+            writer.close()
+        save_model(unwrapped, tokenizer, out)
+        prompts = cfg.sample_prompts or [p for p in map(prompt_messages, eval_records) if p][: cfg.num_samples]
+        if prompts:
+            samples = generate_samples(unwrapped, tokenizer, prompts, cfg.sample_max_new_tokens)
+    return TrainResult(output_dir=out, steps=step, train_loss=losses[-1] if losses else None,
+                       eval_loss=final_eval, trained_tokens=trained_tokens, losses=losses,
+                       dropped={**train_set.dropped}, samples=samples,
+                       seconds=time.perf_counter() - start_time)
+
+
+def _progress(total: int, initial: int, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, disable=not enabled, desc="training", unit="step")
+
+
+def _tensorboard(out: Path) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise UserError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
+    return SummaryWriter(str(out / "tensorboard"))
