@@ -1,3 +1,137 @@
-"""Commands: (being written)."""
+"""Commands: ``filter``, ``dedup``, ``decontaminate`` and ``steps``.
 
-from sftdata.cli.app import app  # noqa: F401
+Each reads any supported format, runs its steps over the canonical frame, writes the
+kept records (format chosen by ``--to``, default: the input's), and writes every
+dropped record to the rejects file with the step's reason code and detail.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from sftdata.cli.app import app
+from sftdata.cli.common import console, exit_for_strict, print_summary, progress
+from sftdata.formats import FORMAT_NAMES, check_format
+from sftdata.io import extension
+from sftdata.rejects import count_reasons, default_rejects_path, write_rejects
+
+FORMATS_HELP = "|".join(FORMAT_NAMES)
+INPUT = typer.Argument(..., help="Input file (.json, .jsonl, .parquet, .csv), any format.")
+OUTPUT = typer.Option(..., "-o", "--output", help="Output file; its extension picks the file type.")
+TO = typer.Option(None, "--to", help=f"Output format: {FORMATS_HELP} (default: the input's).")
+REJECTS = typer.Option(None, "--rejects", help="Rejects file (default: <output stem>.rejects.jsonl).")
+STRICT = typer.Option(False, "--strict", help="Exit with status 1 if any record is dropped or rejected.")
+
+
+def _run(title: str, input: Path, output: Path, to: Optional[str], rejects: Optional[Path],
+         strict: bool, steps: list) -> None:
+    """Read, run ``steps``, write output and rejects, print the summary."""
+    from sftdata.convert import read_canonical, write_records
+    from sftdata.steps.filters import run_steps
+
+    if to is not None:
+        check_format(to)
+    extension(output)  # fail on a bad output name before reading anything
+    with progress(f"reading {input.name}") as bar:
+        result = read_canonical(input, progress=bar.advance)
+    kept, dropped, reports = run_steps(result.frame, steps)
+    fmt = to or (result.format if result.format in FORMAT_NAMES else "canonical")
+    write_rejected = write_records(kept, output, fmt)
+    all_rejects = result.rejects + dropped + write_rejected
+    rejects_path = rejects or default_rejects_path(output)
+    write_rejects(rejects_path, all_rejects)
+    timing = ", ".join(f"{r.step} {r.seconds:.2f}s" for r in reports)
+    print_summary(
+        f"{title} {input.name} ({result.format}) -> {output.name} ({fmt})",
+        result.rows_in, kept.height - len(write_rejected), count_reasons(all_rejects),
+        [f"steps:   {timing}", f"output:  {output}", f"rejects: {rejects_path}"],
+    )
+    exit_for_strict(strict, len(all_rejects))
+
+
+@app.command("filter")
+def filter_command(
+    input: Path = INPUT,
+    output: Path = OUTPUT,
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML filter config (default: the built-in default set; see `sftdata steps`)."),
+    to: Optional[str] = TO,
+    rejects: Optional[Path] = REJECTS,
+    strict: bool = STRICT,
+) -> None:
+    """Drop low-quality records with the default filter set or a YAML config."""
+    from sftdata.steps.filters import default_filter_steps, load_filter_config
+
+    steps = load_filter_config(config) if config else default_filter_steps()
+    _run("filter", input, output, to, rejects, strict, steps)
+
+
+@app.command()
+def dedup(
+    input: Path = INPUT,
+    output: Path = OUTPUT,
+    threshold: float = typer.Option(0.7, "--threshold", min=0.01, max=1.0, help="Estimated Jaccard at or above which records are near-duplicates."),
+    exact_only: bool = typer.Option(False, "--exact-only", help="Only drop exact duplicates (after normalisation)."),
+    fields: str = typer.Option("both", "--fields", help="Compare prompt, response or both."),
+    keep: str = typer.Option("first", "--keep", help="Which copy survives: first, longest or quality (meta.quality_score)."),
+    num_perm: int = typer.Option(128, "--num-perm", help="MinHash permutations."),
+    ngram: int = typer.Option(3, "--ngram", help="Shingle size in words (CJK: characters)."),
+    to: Optional[str] = TO,
+    rejects: Optional[Path] = REJECTS,
+    strict: bool = STRICT,
+) -> None:
+    """Drop exact duplicates, then MinHash LSH near-duplicates; each reject names the
+    record it duplicates."""
+    from sftdata.steps.registry import build_step
+
+    common = {"fields": fields, "keep": keep}
+    steps = [build_step("exact_dedup", common)]
+    if not exact_only:
+        steps.append(build_step("near_dedup", {**common, "threshold": threshold,
+                                               "num_perm": num_perm, "ngram": ngram}))
+    _run("dedup", input, output, to, rejects, strict, steps)
+
+
+@app.command()
+def decontaminate(
+    input: Path = INPUT,
+    output: Path = OUTPUT,
+    against: list[Path] = typer.Option(..., "--against", help="Eval file(s) in any format; repeat the option for several."),
+    n: int = typer.Option(13, "-n", "--ngram", help="n-gram size in words (CJK: characters)."),
+    fields: str = typer.Option("both", "--fields", help="Training text to check: prompt, response or both."),
+    eval_fields: str = typer.Option("prompt", "--eval-fields", help="Eval text to take n-grams from: prompt, response or both."),
+    to: Optional[str] = TO,
+    rejects: Optional[Path] = REJECTS,
+    strict: bool = STRICT,
+) -> None:
+    """Drop training records that share an n-gram with evaluation data."""
+    from sftdata.steps.registry import build_step
+
+    step = build_step("decontaminate", {"against": [str(p) for p in against], "n": n,
+                                        "fields": fields, "eval_fields": eval_fields})
+    _run("decontaminate", input, output, to, rejects, strict, [step])
+
+
+@app.command()
+def steps(
+    as_json: bool = typer.Option(False, "--json", help="Print the steps and their params' JSON Schemas."),
+) -> None:
+    """List every registered step with its params (usable in filter configs and recipes)."""
+    from sftdata.steps.registry import all_steps
+
+    registry = all_steps()
+    if as_json:
+        typer.echo(json.dumps({name: {"doc": (cls.__doc__ or "").strip(),
+                                      "params": cls.Params.model_json_schema()}
+                               for name, cls in registry.items()}, indent=2))
+        return
+    for name, cls in registry.items():
+        doc = " ".join((cls.__doc__ or "").split())
+        typer.echo(f"{name}: {doc}")
+        for field_name, field in cls.Params.model_fields.items():
+            default = "required" if field.is_required() else f"default {json.dumps(field.default, default=str)}"
+            typer.echo(f"    {field_name} ({default}): {field.description or ''}")
+    console.print(f"{len(registry)} steps", style="dim")

@@ -13,6 +13,10 @@ from sftdata.steps.base import Step
 
 STEP_MODULES = (
     "sftdata.steps.filters",
+    "sftdata.steps.filters_text",
+    "sftdata.steps.filters_repetition",
+    "sftdata.steps.filters_content",
+    "sftdata.steps.language",
     "sftdata.steps.dedup",
     "sftdata.steps.decontam",
 )

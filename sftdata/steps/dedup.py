@@ -1,0 +1,252 @@
+"""Exact and near-duplicate (MinHash LSH) dedup steps.
+
+Both steps name, for every record they drop, the record it duplicates (``detail``:
+``{"duplicate_of": id, "similarity": s}``), so the audit can show clusters.
+
+Which copy survives is the ``keep`` policy: ``first`` (input order), ``longest`` (most
+characters in the deduplicated fields) or ``quality`` (highest numeric
+``meta[score_field]``; records without a score rank last). Ties go to the earlier row.
+
+Near-dup selection is greedy in keep order: a record is dropped only when it has a
+*verified* edge (estimated Jaccard >= threshold) to a record that is itself kept. So a
+dropped record always names a kept record it really resembles, and chains
+(A~B, B~C, A!~C) never drop C because of A.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Literal
+
+import numpy as np
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from sftdata.steps import minhash as mh
+from sftdata.steps.base import Step, prompt_text, split_by_reason
+from sftdata.steps.registry import register
+
+Fields = Literal["prompt", "response", "both"]
+Keep = Literal["first", "longest", "quality"]
+
+
+def turns_text(roles: list[str]) -> pl.Expr:
+    """The turns of ``roles`` joined by newlines, each with its tool calls (name and
+    arguments as JSON), so two tool-use records that differ only in the call made are
+    not taken for duplicates."""
+    m = pl.element().struct
+    calls = m.field("tool_calls").list.eval(
+        pl.element().struct.field("function").struct.json_encode()).list.join(" ")
+    turn = pl.concat_str([m.field("content").fill_null(""), calls.fill_null("")], separator=" ")
+    return (pl.col("messages").list.eval(pl.when(m.field("role").is_in(roles)).then(turn))
+            .list.drop_nulls().list.join("\n").str.strip_chars().fill_null(""))
+
+
+def field_text(fields: str) -> pl.Expr:
+    """The text a dedup or decontamination step compares: prompt (user turns), response
+    (assistant turns with their tool calls) or both (with tool results too)."""
+    if fields == "prompt":
+        return prompt_text()
+    if fields == "response":
+        return turns_text(["assistant"])
+    return turns_text(["user", "assistant", "tool"])
+
+
+def keep_rank(frame: pl.DataFrame, text: pl.Series, keep: str, score_field: str) -> np.ndarray:
+    """rank[i] = position of row i in keep order (0 = the first to survive)."""
+    idx = np.arange(frame.height)
+    if keep == "first":
+        return idx
+    if keep == "longest":
+        primary = -text.str.len_chars().to_numpy().astype(np.float64)
+    else:
+        score = frame["meta"].str.json_path_match(f"$.{score_field}")
+        values = score.cast(pl.Float64, strict=False).to_numpy()
+        primary = np.where(np.isnan(values), np.inf, -values)
+    order = np.lexsort((idx, primary))
+    rank = np.empty(frame.height, dtype=np.int64)
+    rank[order] = idx
+    return rank
+
+
+def exact_key(text: pl.Series) -> pl.Series:
+    """NFKC, lower case, punctuation and whitespace folded; null when there is no text.
+
+    Text with no letters or digits at all (emoji, symbols) keys on its whitespace-folded
+    form instead, so distinct emoji-only answers are not all "equal to the empty string".
+    """
+    base = mh.normalise(text)
+    words = base.str.replace_all(r"[^\p{L}\p{N}\p{M}]+", " ").str.strip_chars()
+    raw = base.str.replace_all(r"\s+", " ").str.strip_chars()
+    return pl.select(
+        pl.when(words != "").then(words).when(raw != "").then(raw).otherwise(None)
+    ).to_series()
+
+
+def _details(ids: list, dup_of: np.ndarray, sims: np.ndarray) -> pl.Series:
+    out = [
+        None if d < 0 else json.dumps({"duplicate_of": ids[d], "similarity": round(float(s), 4)})
+        for d, s in zip(dup_of.tolist(), sims.tolist())
+    ]
+    return pl.Series(out, dtype=pl.String)
+
+
+def _split(frame: pl.DataFrame, dup_of: np.ndarray, sims: np.ndarray, reason: str):
+    reasons = pl.Series(np.where(dup_of >= 0, reason, None).tolist(), dtype=pl.String)
+    return split_by_reason(frame, reasons, _details(frame["id"].to_list(), dup_of, sims))
+
+
+class DedupParams(BaseModel):
+    """What to compare and which copy to keep (shared by both dedup steps)."""
+
+    model_config = ConfigDict(extra="forbid")
+    fields: Fields = Field("both", description="Compare the prompt (user turns), the response (assistant turns) or both.")
+    keep: Keep = Field("first", description="Which copy survives: first seen, longest, or highest meta[score_field].")
+    score_field: str = Field("quality_score", description="meta key holding a numeric quality score (keep=quality).")
+
+
+@register
+class ExactDedup(Step):
+    """Drop records whose normalised text equals an earlier-kept record's (reason ``exact_duplicate``)."""
+
+    name = "exact_dedup"
+    Params = DedupParams
+
+    def run(self, frame: pl.DataFrame):
+        p = self.params
+        text = frame.select(field_text(p.fields)).to_series()
+        rank = keep_rank(frame, text, p.keep, p.score_field)
+        keyed = pl.DataFrame({"key": exact_key(text),
+                              "idx": np.arange(frame.height), "rank": rank})
+        first = keyed.sort("rank").with_columns(first=pl.col("idx").first().over("key")).sort("idx")
+        dup = first["key"].is_not_null() & (first["first"] != first["idx"])
+        dup_of = np.where(dup.to_numpy(), first["first"].to_numpy(), -1)
+        return _split(frame, dup_of, np.ones(frame.height), "exact_duplicate")
+
+
+class NearDedupParams(DedupParams):
+    """MinHash LSH near-duplicate detection (see sftdata.steps.minhash)."""
+
+    threshold: float = Field(0.7, gt=0, le=1, description="Estimated Jaccard at or above which two records are duplicates.")
+    num_perm: int = Field(128, ge=16, le=1024, description="MinHash permutations (signature length).")
+    bands: int | None = Field(None, ge=1, description="LSH bands; with rows, bands*rows <= num_perm. Default: datasketch's optimum for threshold, weighted towards recall (candidates are verified).")
+    rows: int | None = Field(None, ge=1, description="Signature rows per LSH band (see bands).")
+    unit: Literal["word", "char"] = Field("word", description="Shingle unit: words (CJK/Thai characters count as words) or characters.")
+    ngram: int = Field(3, ge=1, le=32, description="Shingle size in units; texts shorter than this get one whole-text shingle.")
+    seed: int = Field(1, description="Seed of the hash permutations.")
+    bucket_window: int = Field(32, ge=1, description="In a large LSH bucket each record is compared with this many neighbours.")
+
+    @model_validator(mode="after")
+    def _bands_rows(self):
+        if (self.bands is None) != (self.rows is None):
+            raise ValueError("give both bands and rows, or neither")
+        if self.bands and self.bands * self.rows > self.num_perm:
+            raise ValueError(f"bands*rows = {self.bands * self.rows} exceeds num_perm = {self.num_perm}")
+        return self
+
+    def band_layout(self) -> tuple[int, int]:
+        """(bands, rows): given, or datasketch's optimum weighted 0.3 FP / 0.7 FN."""
+        if self.bands:
+            return self.bands, self.rows
+        from datasketch.lsh import _optimal_param
+
+        return _optimal_param(self.threshold, self.num_perm, 0.3, 0.7)
+
+
+def compute_signatures(texts: pl.Series, p: NearDedupParams, chunk: int = 20_000):
+    """(signatures (n, num_perm) uint32, bool mask of rows that had any shingle).
+
+    Record chunks run on a thread pool: polars and numpy both release the GIL, so
+    tokenising one chunk overlaps hashing another.
+    """
+
+    def one(start: int):
+        tokens, offsets = mh.token_hashes(texts.slice(start, chunk), p.unit)
+        shingles, soff = mh.ngram_hashes(tokens, offsets, p.ngram)
+        return mh.signatures(shingles, soff, p.num_perm, p.seed, workers=1), np.diff(soff) > 0
+
+    with ThreadPoolExecutor(min(4, os.cpu_count() or 1)) as pool:
+        parts = list(pool.map(one, range(0, max(len(texts), 1), chunk)))
+    return np.concatenate([s for s, _ in parts]), np.concatenate([h for _, h in parts])
+
+
+def greedy_select(n: int, pairs: np.ndarray, sims: np.ndarray, rank: np.ndarray):
+    """dup_of[i] (-1 = kept) and its similarity, processing records in keep order."""
+    dup_of = np.full(n, -1, dtype=np.int64)
+    dup_sim = np.zeros(n, dtype=np.float32)
+    if not len(pairs):
+        return dup_of, dup_sim
+    src = np.concatenate([pairs[:, 0], pairs[:, 1]])
+    dst = np.concatenate([pairs[:, 1], pairs[:, 0]])
+    both = np.concatenate([sims, sims])
+    order = np.lexsort((rank[dst], src))
+    src, dst, both = src[order], dst[order], both[order]
+    nodes, starts = np.unique(src, return_index=True)
+    ends = np.append(starts[1:], len(src))
+    dst_l, sim_l, rank_l = dst.tolist(), both.tolist(), rank.tolist()
+    span = dict(zip(nodes.tolist(), zip(starts.tolist(), ends.tolist())))
+    kept = np.zeros(n, dtype=bool)
+    for v in sorted(span, key=rank_l.__getitem__):
+        lo, hi = span[v]
+        best, best_sim = -1, -1.0
+        for k in range(lo, hi):
+            u = dst_l[k]
+            if rank_l[u] > rank_l[v]:
+                break  # neighbours are sorted by rank: the rest come later
+            if kept[u] and sim_l[k] > best_sim:
+                best, best_sim = u, sim_l[k]
+        if best < 0:
+            kept[v] = True
+        else:
+            dup_of[v], dup_sim[v] = best, best_sim
+    return dup_of, dup_sim
+
+
+def near_duplicates(sig: np.ndarray, has: np.ndarray, rank: np.ndarray, p: NearDedupParams):
+    """dup_of / similarity for every row from precomputed signatures."""
+    n = len(sig)
+    dup_of = np.full(n, -1, dtype=np.int64)
+    dup_sim = np.zeros(n, dtype=np.float32)
+    rows = np.flatnonzero(has)
+    if not len(rows):
+        return dup_of, dup_sim
+    # Identical signatures (exact copies, mostly) collapse onto their best-ranked
+    # member first, so huge copy clusters never flood the LSH buckets.
+    full = mh._band_keys(sig[rows])
+    order = np.lexsort((rank[rows], full))
+    sorted_rows, sorted_keys = rows[order], full[order]
+    new_group = np.ones(len(rows), dtype=bool)
+    new_group[1:] = sorted_keys[1:] != sorted_keys[:-1]
+    rep_of = sorted_rows[np.flatnonzero(new_group)][np.cumsum(new_group) - 1]
+    reps = np.sort(sorted_rows[new_group])
+    bands, band_rows = p.band_layout()
+    pairs = mh.lsh_pairs(sig, reps, bands, band_rows, p.bucket_window)
+    sims = mh.similarity(sig, pairs[:, 0], pairs[:, 1]) if len(pairs) else np.zeros(0)
+    ok = sims >= p.threshold
+    rep_dup, rep_sim = greedy_select(n, pairs[ok], sims[ok], rank)
+    members = sorted_rows[~new_group]
+    member_rep = rep_of[~new_group]
+    dup_of[reps], dup_sim[reps] = rep_dup[reps], rep_sim[reps]
+    rep_kept = rep_dup[member_rep] < 0
+    dup_of[members] = np.where(rep_kept, member_rep, rep_dup[member_rep])
+    dup_sim[members] = np.where(rep_kept, 1.0, rep_sim[member_rep])
+    return dup_of, dup_sim
+
+
+@register
+class NearDedup(Step):
+    """Drop near-duplicates found by MinHash LSH and verified by estimated Jaccard
+    (reason ``near_duplicate``)."""
+
+    name = "near_dedup"
+    Params = NearDedupParams
+
+    def run(self, frame: pl.DataFrame):
+        p = self.params
+        text = frame.select(field_text(p.fields)).to_series()
+        rank = keep_rank(frame, text, p.keep, p.score_field)
+        sig, has = compute_signatures(text, p)
+        dup_of, dup_sim = near_duplicates(sig, has, rank, p)
+        return _split(frame, dup_of, dup_sim, "near_duplicate")

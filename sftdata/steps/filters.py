@@ -1,0 +1,140 @@
+"""The filter steps, the default filter set, and the runner that applies a list of steps.
+
+The filter classes live in ``filters_text`` (length, empty turns, echo, markup,
+encoding, symbols), ``filters_repetition`` (Gopher repetition) and ``filters_content``
+(refusals, language, blocklist, regex, Self-Instruct); importing this module registers
+them all. ``run_steps`` is what the CLI and the recipe runner call.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+
+import polars as pl
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from sftdata.errors import UserError
+from sftdata.rejects import rejects_from_frame
+from sftdata.steps import filters_content, filters_repetition, filters_text  # noqa: F401 - registers
+from sftdata.steps.base import Step, StepReport
+from sftdata.steps.filters_text import CACHE
+from sftdata.steps.registry import build_step, register
+
+DEFAULT_CONFIG = "default_filters.yaml"
+
+
+class StepSpec(BaseModel):
+    """One entry of a filter config: a registered step name and its params."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(description="Registered step name (see `sftdata steps`).")
+    params: dict = Field(default_factory=dict, description="The step's params.")
+
+
+class FilterConfig(BaseModel):
+    """A filter config file: the steps to run, in order."""
+
+    model_config = ConfigDict(extra="forbid")
+    steps: list[StepSpec] = Field(description="Steps to run, in order.")
+
+
+def steps_from_config(data: dict, where: str = "config") -> list[Step]:
+    """Build the steps a parsed config names; a one-line error on any bad entry."""
+    if isinstance(data, dict) and isinstance(data.get("steps"), list):
+        data = {**data, "steps": [{"name": s} if isinstance(s, str) else s for s in data["steps"]]}
+    try:
+        config = FilterConfig.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise UserError(f"{where}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+    steps = []
+    for spec in config.steps:
+        try:
+            steps.append(build_step(spec.name, spec.params))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            loc = ".".join(map(str, err["loc"]))
+            raise UserError(f"{where}: step {spec.name!r}: {loc}: {err['msg']}") from None
+    return steps
+
+
+def load_filter_config(path: str | os.PathLike) -> list[Step]:
+    """The steps of a YAML filter config file (see ``sftdata/data/default_filters.yaml``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such config file")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    return steps_from_config(data, str(path))
+
+
+def default_filter_steps() -> list[Step]:
+    """The default filter set (the packaged ``default_filters.yaml``)."""
+    body = resources.files("sftdata.data").joinpath(DEFAULT_CONFIG).read_text(encoding="utf-8")
+    return steps_from_config(yaml.safe_load(body), DEFAULT_CONFIG)
+
+
+def run_steps(
+    frame: pl.DataFrame, steps: list[Step]
+) -> tuple[pl.DataFrame, list[dict], list[StepReport]]:
+    """Run ``steps`` in order: (kept frame, reject entries, one report per step).
+
+    The prompt and response texts are computed once and cached as columns that every
+    filter reads, then dropped from the result.
+    """
+    from sftdata.steps.filters_text import text
+
+    work = frame.with_columns(text("prompt").alias(CACHE["prompt"]),
+                              text("response").alias(CACHE["response"]))
+    rejects, reports = [], []
+    for step in steps:
+        result = step(work)
+        work = result.kept
+        rejects.extend(rejects_from_frame(result.rejected, step.name))
+        reports.append(result.report)
+    return work.drop([c for c in CACHE.values() if c in work.columns]), rejects, reports
+
+
+def refusal_mask(responses: pl.Series) -> pl.Series:
+    """True for each response holding a refusal or AI-boilerplate phrase (for the audit)."""
+    from sftdata.steps.filters_content import RefusalFilter
+
+    frame = pl.DataFrame({CACHE["response"]: responses.fill_null(""),
+                          CACHE["prompt"]: pl.repeat("", len(responses), eager=True)})
+    return RefusalFilter().reasons(frame).is_not_null()
+
+
+class DefaultFiltersParams(BaseModel):
+    """A filter config to run as one step."""
+
+    model_config = ConfigDict(extra="forbid")
+    config: str | None = Field(None, description="YAML filter config file; default: the packaged default set.")
+
+
+@register
+class DefaultFilters(Step):
+    """The whole filter set (default or from a config) as one step, for recipes; each
+    reject keeps the reason code of the filter that dropped it."""
+
+    name = "default_filters"
+    Params = DefaultFiltersParams
+
+    def run(self, frame: pl.DataFrame):
+        steps = load_filter_config(self.params.config) if self.params.config else default_filter_steps()
+        from sftdata.steps.filters_text import text
+
+        work = frame.with_columns(text("prompt").alias(CACHE["prompt"]),
+                                  text("response").alias(CACHE["response"]))
+        dropped = []
+        for step in steps:
+            kept, rejected = step.run(work)
+            work = kept
+            dropped.append(rejected)
+        cache = list(CACHE.values())
+        rejected = pl.concat(dropped) if dropped else work.head(0)
+        return work.drop(cache), rejected.drop([c for c in cache if c in rejected.columns])

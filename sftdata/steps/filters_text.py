@@ -1,0 +1,256 @@
+"""Text-shape filters: length, empty turns, echoed prompts, markup, encoding, symbols.
+
+Every filter computes its reasons as one polars expression, so the default set stays
+fast on millions of records. They read the prompt (all user turns) and the response
+(all assistant turns) through ``text("prompt" | "response")``, which uses the columns
+``run_steps`` caches once per run when present.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import ClassVar, Literal
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
+
+from sftdata.errors import UserError
+from sftdata.steps.base import Filter, prompt_text, response_text
+from sftdata.steps.minhash import NO_SPACE_SCRIPTS
+from sftdata.steps.registry import register
+
+log = logging.getLogger(__name__)
+
+CACHE = {"prompt": "__prompt", "response": "__response"}
+# A "word": a run of letters/digits, one character of a script written without spaces
+# (so Chinese is counted per character, not as one long word), or one emoji.
+WORD_PATTERN = rf"[{NO_SPACE_SCRIPTS}]|[\p{{L}}\p{{N}}\p{{M}}_]+|\p{{Extended_Pictographic}}"
+
+
+def text(side: str, frame: pl.DataFrame | None = None) -> pl.Expr:
+    """The prompt or response text: the cached column when ``frame`` has it."""
+    if frame is not None and CACHE[side] in frame.columns:
+        return pl.col(CACHE[side])
+    return prompt_text() if side == "prompt" else response_text()
+
+
+def folded(expr: pl.Expr) -> pl.Expr:
+    """Lower case, punctuation and whitespace folded to single spaces (for comparisons)."""
+    return expr.str.to_lowercase().str.replace_all(r"[^\p{L}\p{N}\p{M}]+", " ").str.strip_chars()
+
+
+def first_reason(pairs: list[tuple[pl.Expr, str]]) -> pl.Expr:
+    """``when(c1).then(r1).when(c2)...otherwise(null)``; null when there is no pair."""
+    if not pairs:
+        return pl.lit(None, dtype=pl.String)
+    chain = pl.when(pairs[0][0]).then(pl.lit(pairs[0][1]))
+    for cond, reason in pairs[1:]:
+        chain = chain.when(cond).then(pl.lit(reason))
+    return chain.otherwise(pl.lit(None, dtype=pl.String))
+
+
+class ExprFilter(Filter):
+    """A filter whose reasons are one polars expression (``expr``)."""
+
+    reason_codes: ClassVar[tuple[str, ...]] = ()
+
+    def expr(self, frame: pl.DataFrame) -> pl.Expr:
+        raise NotImplementedError
+
+    def reasons(self, frame: pl.DataFrame) -> pl.Series:
+        return frame.select(self.expr(frame).alias("reason")).to_series()
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LengthParams(_Strict):
+    unit: Literal["chars", "words", "tokens"] = Field("words", description="Count characters, words (CJK characters and emoji count as words) or tokenizer tokens.")
+    tokenizer: str | None = Field(None, description="HF tokenizer name or folder for unit=tokens; without it (or without transformers) words are counted.")
+    min_prompt: int | None = Field(None, ge=0, description="Fewest units in the prompt (user turns).")
+    max_prompt: int | None = Field(None, ge=0, description="Most units in the prompt.")
+    min_response: int | None = Field(1, ge=0, description="Fewest units in the response (assistant turns).")
+    max_response: int | None = Field(None, ge=0, description="Most units in the response.")
+
+
+def _token_counts(texts: pl.Series, name: str) -> pl.Series:
+    try:
+        from transformers import AutoTokenizer
+    except ImportError:
+        return None
+    try:
+        tok = AutoTokenizer.from_pretrained(name)
+    except Exception as exc:  # noqa: BLE001 - any loading failure is the user's option
+        raise UserError(f"cannot load tokenizer {name!r}: {str(exc).splitlines()[0]}") from None
+    ids = tok(texts.to_list(), add_special_tokens=False)["input_ids"]
+    return pl.Series([len(x) for x in ids], dtype=pl.Int64)
+
+
+@register
+class LengthFilter(ExprFilter):
+    """Length bounds on prompt and response separately (``too_short:prompt_words``...)."""
+
+    name = "length"
+    Params = LengthParams
+    reason_codes = ("too_short:<side>_<unit>", "too_long:<side>_<unit>")
+
+    def _counts(self, frame: pl.DataFrame, side: str) -> pl.Expr:
+        p = self.params
+        if p.unit == "chars":
+            return text(side, frame).str.len_chars()
+        if p.unit == "tokens" and p.tokenizer:
+            counts = _token_counts(frame.select(text(side, frame)).to_series(), p.tokenizer)
+            if counts is not None:
+                return pl.lit(counts)
+            log.warning("transformers is not installed: counting words instead of tokens")
+        return text(side, frame).str.count_matches(WORD_PATTERN)
+
+    def expr(self, frame: pl.DataFrame) -> pl.Expr:
+        p = self.params
+        unit = "tokens" if p.unit == "tokens" and p.tokenizer else ("chars" if p.unit == "chars" else "words")
+        pairs = []
+        for side in ("prompt", "response"):
+            lo, hi = getattr(p, f"min_{side}"), getattr(p, f"max_{side}")
+            if lo is None and hi is None:
+                continue
+            n = self._counts(frame, side)
+            if lo is not None:
+                pairs.append((n < lo, f"too_short:{side}_{unit}"))
+            if hi is not None:
+                pairs.append((n > hi, f"too_long:{side}_{unit}"))
+        return first_reason(pairs)
+
+
+class NoParams(_Strict):
+    """This step has no parameters."""
+
+
+@register
+class EmptyTurnFilter(ExprFilter):
+    """A user or assistant turn that is empty or whitespace only (``empty_turn``).
+
+    An assistant turn that only makes tool calls has no content by design and passes.
+    """
+
+    name = "empty_turn"
+    Params = NoParams
+    reason_codes = ("empty_turn",)
+
+    def expr(self, frame: pl.DataFrame) -> pl.Expr:
+        m = pl.element().struct
+        empty = (
+            m.field("role").is_in(["user", "assistant"])
+            & (m.field("content").fill_null("").str.strip_chars() == "")
+            & (m.field("tool_calls").list.len().fill_null(0) == 0)
+        )
+        return first_reason([(pl.col("messages").list.eval(empty).list.any(), "empty_turn")])
+
+
+class EchoParams(_Strict):
+    min_repeat_chars: int = Field(20, ge=1, description="A response contained in its prompt is dropped only from this many characters (short answers like 'Positive' are often quoted in the prompt).")
+
+
+@register
+class EchoFilter(ExprFilter):
+    """Output identical to the input (``output_equals_input``), or a response that only
+    repeats part of the prompt (``response_repeats_prompt``). Case, punctuation and
+    spacing are ignored."""
+
+    name = "echo"
+    Params = EchoParams
+    reason_codes = ("output_equals_input", "response_repeats_prompt")
+
+    def expr(self, frame: pl.DataFrame) -> pl.Expr:
+        prompt, response = folded(text("prompt", frame)), folded(text("response", frame))
+        return first_reason([
+            ((response == prompt) & (response != ""), "output_equals_input"),
+            ((response.str.len_chars() >= self.params.min_repeat_chars)
+             & prompt.str.contains(response, literal=True), "response_repeats_prompt"),
+        ])
+
+
+HTML_TAG = (r"(?i)</?(?:p|div|span|br|hr|a|b|i|u|em|strong|font|center|li|ul|ol|table|tr|td|th"
+            r"|tbody|thead|h[1-6]|img|html|body|head|script|style|iframe|meta|link|nav|footer"
+            r"|header|section|article|label|input|form|button|sup|sub)\b[^<>]{0,200}?/?>")
+HTML_ENTITY = r"&(?:nbsp|amp|lt|gt|quot|apos|mdash|ndash|hellip|rsquo|lsquo|rdquo|ldquo|#\d{2,5}|#x[0-9a-fA-F]{2,4});"
+
+
+class MarkupParams(_Strict):
+    max_tags: int = Field(2, ge=0, description="Most HTML tags/entities allowed in a response outside code blocks.")
+    exempt_prompt: str = Field(r"(?i)\b(?:html|xml|svg|markup|tags?|web ?page|website|jsx|css|react|vue|angular|php|dom|xpath|scrap(?:e|ing)|email template)\b|网页|标签", description="Regex: prompts matching it ask for markup, so their responses are not checked.")
+
+
+@register
+class MarkupFilter(ExprFilter):
+    """HTML residue (tags, entities) left in responses by scraping (``markup_residue``)."""
+
+    name = "markup"
+    Params = MarkupParams
+    reason_codes = ("markup_residue",)
+
+    def expr(self, frame: pl.DataFrame) -> pl.Expr:
+        prose = text("response", frame).str.replace_all(r"(?s)```.*?(?:```|$)|`[^`\n]*`", "")
+        count = prose.str.count_matches(HTML_TAG) + prose.str.count_matches(HTML_ENTITY)
+        asks = text("prompt", frame).str.contains(self.params.exempt_prompt)
+        return first_reason([((count > self.params.max_tags) & ~asks, "markup_residue")])
+
+
+# UTF-8 read as cp1252/latin-1: "Ã©" for "é", "â€™" for "’", "Â " for a no-break space.
+MOJIBAKE = (r"[ÃÂ][\x{80}-\x{BF}]|â€[\x{80}-\x{BF}™œ\x{9d}\x{201a}-\x{201e}\x{2018}-\x{2019}\x{2020}-\x{2022}\x{2026}\x{2030}\x{2039}\x{203a}\x{20ac}\x{152}\x{153}\x{160}\x{161}\x{178}\x{17d}\x{17e}\x{192}\x{2c6}\x{2dc}]|\x{FFFD}")
+# C0 controls except tab/newline/CR, DEL and the C1 block; zero-width joiners, RTL marks
+# and variation selectors (emoji, Arabic, Hebrew) are not controls and pass.
+CONTROL = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F\x{80}-\x{9F}]"
+
+
+class EncodingParams(_Strict):
+    max_mojibake: int = Field(0, ge=0, description="Most mojibake sequences (or U+FFFD) allowed per record.")
+    max_control: int = Field(0, ge=0, description="Most control characters allowed per record.")
+
+
+@register
+class EncodingFilter(ExprFilter):
+    """Mojibake (``mojibake``) and control characters (``control_chars``) in any turn."""
+
+    name = "encoding"
+    Params = EncodingParams
+    reason_codes = ("mojibake", "control_chars")
+
+    def expr(self, frame: pl.DataFrame) -> pl.Expr:
+        both = pl.concat_str([text("prompt", frame), text("response", frame)], separator="\n")
+        return first_reason([
+            (both.str.count_matches(CONTROL) > self.params.max_control, "control_chars"),
+            (both.str.count_matches(MOJIBAKE) > self.params.max_mojibake, "mojibake"),
+        ])
+
+
+# Symbols and punctuation that are not sentence or structure marks: quotes, brackets,
+# commas, full stops, colons (Latin and CJK) are how JSON, lists and prose look, so they
+# do not count; emoji do not count either.
+SYMBOL = (r"[[\p{S}\p{Pc}\p{Pd}\p{Po}]&&[^\p{Extended_Pictographic}.,:;!?'\"、。，：；！？·…‧・-]]")
+
+
+class SymbolParams(_Strict):
+    max_ratio: float = Field(0.3, gt=0, le=1, description="Most symbol characters (see SYMBOL: not letters, digits, emoji, quotes, brackets or sentence punctuation) as a share of all non-space characters.")
+    min_chars: int = Field(20, ge=1, description="Texts shorter than this are not checked (a short '2+2=4' is fine).")
+
+
+@register
+class SymbolRatioFilter(ExprFilter):
+    """Too many symbols/punctuation for a turn (``too_many_symbols:prompt|response``);
+    emoji, joiners and variation selectors do not count as symbols."""
+
+    name = "symbol_ratio"
+    Params = SymbolParams
+    reason_codes = ("too_many_symbols:prompt", "too_many_symbols:response")
+
+    def expr(self, frame: pl.DataFrame) -> pl.Expr:
+        pairs = []
+        for side in ("prompt", "response"):
+            t = text(side, frame)
+            chars = t.str.len_chars() - t.str.count_matches(r"\s")
+            symbols = t.str.count_matches(SYMBOL)
+            ratio = symbols / pl.max_horizontal(chars, 1)
+            pairs.append(((chars >= self.params.min_chars) & (ratio > self.params.max_ratio),
+                          f"too_many_symbols:{side}"))
+        return first_reason(pairs)
