@@ -55,6 +55,13 @@ def prepare_model(cfg: Any, dtype: torch.dtype = torch.float32) -> tuple[Any, An
     """Load the base model and tokenizer and make the parameters of ``cfg.method`` trainable."""
     model, tokenizer = load_causal_lm(cfg.model, dtype=dtype, attn_implementation=cfg.attn_implementation)
     model.config.use_cache = False
+    if cfg.gradient_checkpointing:
+        # Non-reentrant checkpointing works with frozen inputs (lora / freeze) as is.
+        kwargs = {"use_reentrant": False}
+        if hasattr(model, "activation_checkpointing_enable"):
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
     if cfg.method == "lora":
         from peft import LoraConfig, get_peft_model
 
@@ -73,10 +80,6 @@ def prepare_model(cfg: Any, dtype: torch.dtype = torch.float32) -> tuple[Any, An
         if norm is not None:
             for p in norm.parameters():
                 p.requires_grad_(True)
-    if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        if cfg.method != "full":
-            model.enable_input_require_grads()
     return model, tokenizer
 
 

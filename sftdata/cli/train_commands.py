@@ -1,3 +1,104 @@
-"""Commands: (being written)."""
+"""Commands: ``train`` (LoRA / full / freeze SFT) and ``merge`` (LoRA adapter -> model).
 
-from sftdata.cli.app import app  # noqa: F401
+torch and transformers are imported inside the commands, so ``sftdata --help`` and the
+data commands never load them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+import yaml
+
+from sftdata.cli.app import app
+from sftdata.cli.common import console
+from sftdata.errors import UserError
+
+
+def _parse_sets(items: List[str]) -> dict:
+    """``--set key=value`` pairs; values are parsed as YAML (numbers, lists, booleans)."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--set expects key=value, got {item!r}")
+        out[key.strip().replace("-", "_")] = yaml.safe_load(value) if value else None
+    return out
+
+
+@app.command()
+def train(
+    data: Optional[Path] = typer.Option(None, "--data", help="Training data (any format sftdata reads)."),
+    eval_data: Optional[Path] = typer.Option(None, "--eval", help="Held-out data file for eval loss."),
+    model: Optional[str] = typer.Option(None, "--model", help="Local model folder (default: bundled SmolLM2-135M-Instruct)."),
+    method: Optional[str] = typer.Option(None, "--method", help="lora | full | freeze (default lora)."),
+    output_dir: Optional[Path] = typer.Option(None, "-o", "--output-dir", help="Output folder."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML TrainConfig; flags override its values."),
+    epochs: Optional[float] = typer.Option(None, "--epochs", help="Passes over the data."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many optimizer steps."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Sequences (or packed rows) per micro-batch."),
+    grad_accum: Optional[int] = typer.Option(None, "--grad-accum", help="Micro-batches per optimizer step."),
+    max_length: Optional[int] = typer.Option(None, "--max-length", help="Longest tokenised conversation."),
+    train_on: Optional[str] = typer.Option(None, "--train-on", help="assistant | last | all | weight."),
+    packing: Optional[bool] = typer.Option(None, "--packing/--no-packing", help="Padding-free packing (default on)."),
+    eval_split: Optional[float] = typer.Option(None, "--eval-split", help="Fraction held out when no --eval."),
+    eval_every: Optional[int] = typer.Option(None, "--eval-every", help="Eval loss every N steps."),
+    save_every: Optional[int] = typer.Option(None, "--save-every", help="Checkpoint every N steps."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the newest checkpoint in the output folder."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed."),
+    sample: List[str] = typer.Option([], "--sample", help="A prompt to generate from after training (repeatable)."),
+    set_: List[str] = typer.Option([], "--set", help="Any other TrainConfig field, e.g. --set lora_r=8 (repeatable)."),
+) -> None:
+    """Fine-tune a causal LM on chat records (LoRA, full or freeze); resumable."""
+    from sftdata.trainer.config import build_config, load_config
+
+    flags = {
+        "data": str(data) if data else None, "eval_data": str(eval_data) if eval_data else None,
+        "model": model, "method": method, "output_dir": str(output_dir) if output_dir else None,
+        "epochs": epochs, "max_steps": max_steps, "learning_rate": lr, "batch_size": batch_size,
+        "grad_accum": grad_accum, "max_length": max_length, "train_on": train_on, "packing": packing,
+        "eval_split": eval_split, "eval_every": eval_every, "save_every": save_every,
+        "resume": resume or None, "seed": seed, "sample_prompts": list(sample) or None,
+        **_parse_sets(set_),
+    }
+    if config:
+        cfg = load_config(config, flags)
+    else:
+        if not data or not output_dir:
+            raise UserError("give --data and -o/--output-dir (or --config FILE)")
+        cfg = build_config({k: v for k, v in flags.items() if v is not None})
+    if cfg.resume is False and (Path(cfg.output_dir) / "checkpoints").is_dir():
+        console.print(f"note: starting afresh in {cfg.output_dir} (use --resume to continue)")
+
+    from sftdata.trainer.loop import train as run_training
+
+    result = run_training(cfg)
+    lines = [
+        f"steps: {result.steps}   trained tokens: {result.trained_tokens:,}   time: {result.seconds:.0f} s",
+        f"final train loss: {result.train_loss:.4f}" if result.train_loss is not None else "no steps run",
+    ]
+    if result.eval_loss is not None:
+        lines.append(f"eval loss: {result.eval_loss:.4f}")
+    if result.dropped:
+        lines.append("dropped records: " + ", ".join(f"{k}={v}" for k, v in result.dropped.items()))
+    lines.append(f"output: {result.output_dir} (metrics.jsonl, {'adapter' if cfg.method == 'lora' else 'model'})")
+    for line in lines:
+        console.print(line)
+    for prompt, reply in result.samples:
+        console.print(f"[bold]> {prompt}[/bold]\n{reply}\n")
+
+
+@app.command()
+def merge(
+    adapter_dir: Path = typer.Argument(..., help="Folder with a LoRA adapter (a `sftdata train` output)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Folder for the standalone merged model."),
+    base: Optional[str] = typer.Option(None, "--base", help="Base model folder (default: the one recorded in the adapter)."),
+) -> None:
+    """Merge a LoRA adapter into its base model and save a standalone model."""
+    from sftdata.trainer.modeling import merge_adapter
+
+    out = merge_adapter(adapter_dir, output, base=base)
+    console.print(f"merged model: {out}")

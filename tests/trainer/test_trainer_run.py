@@ -1,0 +1,147 @@
+"""Training runs on a tiny random Llama: lora/full/freeze, metrics, resume after a kill,
+merge, evaluate_loss, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+torch = pytest.importorskip("torch")
+from conftest import make_records, write_jsonl  # noqa: E402
+from sftdata.trainer import TrainConfig, evaluate_loss, train  # noqa: E402
+from sftdata.trainer.modeling import prepare_model  # noqa: E402
+
+
+def _config(data, model_dir, out, **kw) -> TrainConfig:
+    base = dict(data=str(data), model=str(model_dir), output_dir=str(out), max_length=128,
+                pack_length=256, batch_size=1, learning_rate=5e-3, progress=False, num_samples=0)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_lora_run_lowers_loss_and_writes_adapter_and_metrics(tiny_model_dir, chat_file, tmp_path):
+    out = tmp_path / "run"
+    result = train(_config(chat_file, tiny_model_dir, out, max_steps=8, eval_split=0.1, eval_every=4,
+                           sample_prompts=["Tell me about bread."], sample_max_new_tokens=4))
+    assert result.steps == 8 and len(result.losses) == 8
+    assert result.losses[-1] < result.losses[0]
+    assert (out / "adapter_model.safetensors").is_file() and (out / "adapter_config.json").is_file()
+    assert (out / "tokenizer.json").is_file() and (out / "train_config.yaml").is_file()
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in rows if "loss" in r]
+    assert [r["step"] for r in steps] == list(range(1, 9))
+    assert {"loss", "lr", "grad_norm", "tokens_per_s", "trained_tokens"} <= steps[0].keys()
+    assert steps[-1]["trained_tokens"] == result.trained_tokens > 0
+    assert steps[1]["lr"] > steps[-1]["lr"]  # cosine decay after warmup
+    assert "eval_loss" in steps[3] and rows[-1]["eval_loss"] == pytest.approx(result.eval_loss, abs=1e-5)
+    assert len(result.samples) == 1 and result.samples[0][0] == "Tell me about bread."
+    held = yaml.safe_load((out / "train_config.yaml").read_text())
+    assert held["method"] == "lora"
+
+
+def test_freeze_trains_only_the_last_layers(tiny_model_dir, chat_file, tmp_path):
+    cfg = _config(chat_file, tiny_model_dir, tmp_path / "f", method="freeze", freeze_trainable_layers=1)
+    model, _ = prepare_model(cfg)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith(("model.layers.1.", "model.norm")) for n in trainable)
+
+
+def test_full_run_saves_a_standalone_model(tiny_model_dir, chat_file, tmp_path):
+    out = tmp_path / "full"
+    result = train(_config(chat_file, tiny_model_dir, out, method="full", max_steps=2,
+                           gradient_checkpointing=True, lr_scheduler="linear"))
+    assert result.steps == 2 and (out / "model.safetensors").is_file()
+    assert not (out / "adapter_config.json").exists()
+    records = make_records(6, seed=9)
+    loss = evaluate_loss(out, records, max_length=128)
+    assert 0 < loss < 20
+
+
+def _run_cli(args: list[str], **kw) -> subprocess.Popen:
+    code = "import sys; from sftdata.cli import main; sys.argv[0] = 'sftdata'; main()"
+    env = {**os.environ, "TQDM_DISABLE": "1"}
+    return subprocess.Popen([sys.executable, "-c", code, "train", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kw)
+
+
+def _losses(out: Path) -> dict[int, float]:
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r["loss"] for r in rows if "loss" in r}
+
+
+@pytest.mark.slow
+def test_resume_after_kill_continues_the_same_loss_curve(tiny_model_dir, tmp_path):
+    data = write_jsonl(tmp_path / "d.jsonl", make_records(80, seed=3))
+    common = ["--data", str(data), "--model", str(tiny_model_dir), "--max-steps", "14",
+              "--max-length", "128", "--batch-size", "1", "--lr", "5e-3", "--save-every", "3",
+              "--set", "lora_dropout=0.1", "--set", "pack_length=256", "--set", "progress=false"]
+    full_out, killed_out = tmp_path / "full", tmp_path / "killed"
+    proc = _run_cli([*common, "-o", str(killed_out)])
+    marker = killed_out / "checkpoints" / "step-0000006" / "state.json"
+    deadline = time.time() + 240
+    while not marker.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert marker.exists(), proc.stdout.read().decode()[-2000:]
+    assert not (killed_out / "adapter_model.safetensors").exists(), "run finished before the kill"
+
+    resumed = _run_cli([*common, "-o", str(killed_out), "--resume"])
+    uninterrupted = _run_cli([*common, "-o", str(full_out)])
+    for p in (resumed, uninterrupted):
+        output = p.communicate(timeout=600)[0].decode()
+        assert p.returncode == 0, output[-2000:]
+    expected, got = _losses(full_out), _losses(killed_out)
+    assert sorted(got) == list(range(1, 15)) == sorted(expected)
+    for step in expected:
+        assert got[step] == pytest.approx(expected[step], abs=1e-5), step
+
+
+def test_merge_gives_the_same_logits_as_base_plus_adapter(tiny_model_dir, chat_file, tmp_path, cli):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path / "lora"
+    train(_config(chat_file, tiny_model_dir, out, max_steps=3, learning_rate=2e-2))
+    merged_dir = tmp_path / "merged"
+    result = cli("merge", out, "-o", merged_dir)
+    assert result.exit_code == 0, result.stderr
+    merged = AutoModelForCausalLM.from_pretrained(merged_dir)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    with_adapter = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), out)
+    ids = torch.randint(0, 1000, (2, 17))
+    with torch.no_grad():
+        a, b, c = (m.eval()(ids).logits for m in (merged, with_adapter, base))
+    assert torch.allclose(a, b, atol=1e-4)
+    assert not torch.allclose(b, c, atol=1e-3)  # the adapter actually changed the model
+
+
+def test_cli_rejects_unknown_config_keys_in_one_line(tmp_path, cli):
+    bad = tmp_path / "train.yaml"
+    bad.write_text("data: x.jsonl\noutput_dir: out\nlearning_rat: 0.1\n")
+    result = cli("train", "--config", bad)
+    assert result.exit_code == 2 and "learning_rat" in result.stderr
+    result = cli("train", "--data", tmp_path / "x.jsonl")
+    assert result.exit_code == 2 and "--output-dir" in result.stderr
+    result = cli("merge", tmp_path, "-o", tmp_path / "m")
+    assert result.exit_code == 2 and "not a LoRA adapter" in result.stderr
+
+
+def test_example_config_validates():
+    from importlib import resources
+
+    from sftdata.trainer import load_config
+
+    path = resources.files("sftdata.trainer").joinpath("train.example.yaml")
+    first = path.read_text().splitlines()[0]
+    assert first.startswith("# sftdata train --config")
+    cfg = load_config(Path(str(path)))
+    assert cfg.method == "lora" and cfg.lora_target == "all-linear"
