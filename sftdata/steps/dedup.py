@@ -156,7 +156,7 @@ class NearDedupParams(DedupParams):
 
 
 def compute_signatures(texts: pl.Series, p: NearDedupParams, chunk: int = 20_000):
-    """(signatures (n, num_perm) uint32, bool mask of rows that had any shingle).
+    """(signatures (num_perm, n) uint32, bool mask of rows that had any shingle).
 
     Record chunks run on a thread pool: polars and numpy both release the GIL, so
     tokenising one chunk overlaps hashing another.
@@ -169,7 +169,7 @@ def compute_signatures(texts: pl.Series, p: NearDedupParams, chunk: int = 20_000
 
     with ThreadPoolExecutor(min(4, os.cpu_count() or 1)) as pool:
         parts = list(pool.map(one, range(0, max(len(texts), 1), chunk)))
-    return np.concatenate([s for s, _ in parts]), np.concatenate([h for _, h in parts])
+    return np.concatenate([s for s, _ in parts], axis=1), np.concatenate([h for _, h in parts])
 
 
 def greedy_select(n: int, pairs: np.ndarray, sims: np.ndarray, rank: np.ndarray):
@@ -206,7 +206,7 @@ def greedy_select(n: int, pairs: np.ndarray, sims: np.ndarray, rank: np.ndarray)
 
 def near_duplicates(sig: np.ndarray, has: np.ndarray, rank: np.ndarray, p: NearDedupParams):
     """dup_of / similarity for every row from precomputed signatures."""
-    n = len(sig)
+    n = sig.shape[1]
     dup_of = np.full(n, -1, dtype=np.int64)
     dup_sim = np.zeros(n, dtype=np.float32)
     rows = np.flatnonzero(has)
@@ -214,7 +214,7 @@ def near_duplicates(sig: np.ndarray, has: np.ndarray, rank: np.ndarray, p: NearD
         return dup_of, dup_sim
     # Identical signatures (exact copies, mostly) collapse onto their best-ranked
     # member first, so huge copy clusters never flood the LSH buckets.
-    full = mh._band_keys(sig[rows])
+    full = mh.band_keys(sig)[rows]
     order = np.lexsort((rank[rows], full))
     sorted_rows, sorted_keys = rows[order], full[order]
     new_group = np.ones(len(rows), dtype=bool)

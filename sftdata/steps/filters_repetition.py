@@ -38,6 +38,8 @@ class RepetitionParams(_Strict):
 
 def _runs(sorted_keys: np.ndarray, shift: int) -> tuple[np.ndarray, np.ndarray]:
     """(start index, length) of each run of equal ``key >> shift``."""
+    if not len(sorted_keys):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     groups = sorted_keys >> np.uint64(shift)
     starts = np.flatnonzero(np.concatenate([[True], groups[1:] != groups[:-1]]))
     return starts, np.diff(np.append(starts, len(groups)))

@@ -160,10 +160,11 @@ def signatures(
     shingles: np.ndarray, offsets: np.ndarray, num_perm: int = 128, seed: int = 1,
     workers: int | None = None,
 ) -> np.ndarray:
-    """MinHash signatures, shape (records, num_perm) uint32; rows without shingles are
-    all ``0xFFFFFFFF`` (callers leave those records out of LSH)."""
+    """MinHash signatures, shape (num_perm, records) uint32: one row per permutation, so
+    a band's rows are contiguous. Records without shingles are all ``0xFFFFFFFF``
+    (callers leave those out of LSH)."""
     n = len(offsets) - 1
-    sig = np.full((n, num_perm), MAX_HASH32, dtype=np.uint32)
+    sig = np.full((num_perm, n), MAX_HASH32, dtype=np.uint32)
     rows = np.flatnonzero(np.diff(offsets) > 0)
     if not len(rows):
         return sig
@@ -176,7 +177,7 @@ def signatures(
         values += b[:, None]
         # Rows in a chunk are consecutive among the non-empty rows, so their shingles
         # are contiguous from ``lo``.
-        sig[chunk] = np.minimum.reduceat(values, offsets[chunk] - lo, axis=1).T
+        sig[:, chunk] = np.minimum.reduceat(values, offsets[chunk] - lo, axis=1)
 
     workers = workers or min(4, os.cpu_count() or 1)
     with ThreadPoolExecutor(workers) as pool:
@@ -189,32 +190,40 @@ def similarity(sig: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarr
     out = np.empty(len(left), dtype=np.float32)
     step = 1 << 16
     for s in range(0, len(left), step):
-        eq = sig[left[s : s + step]] == sig[right[s : s + step]]
-        out[s : s + step] = eq.mean(axis=1)
+        eq = sig[:, left[s : s + step]] == sig[:, right[s : s + step]]
+        out[s : s + step] = eq.mean(axis=0)
     return out
 
 
-def _band_keys(band: np.ndarray) -> np.ndarray:
-    h = np.zeros(len(band), dtype=np.uint64)
-    for k in range(band.shape[1]):
-        h = (h ^ band[:, k].astype(np.uint64)) * _M1
+def band_keys(block: np.ndarray) -> np.ndarray:
+    """One 64-bit key per column of a (rows, records) signature block."""
+    h = np.zeros(block.shape[1], dtype=np.uint64)
+    for k in range(block.shape[0]):
+        h ^= block[k]
+        h *= _M1
     return splitmix(h)
 
 
 def lsh_pairs(
     sig: np.ndarray, rows: np.ndarray, bands: int, band_rows: int, window: int = 32
 ) -> np.ndarray:
-    """Candidate pairs (i < j, int64, shape (m, 2)) among ``rows`` sharing a band bucket.
+    """Candidate pairs (i < j, int64, shape (m, 2)) among ``rows`` (ascending) sharing a
+    band bucket.
 
     Within a bucket each member is paired with the next ``window`` members (all pairs
-    in buckets of up to ``window + 1``), which bounds the work on huge buckets.
+    in buckets of up to ``window + 1``), which bounds the work on huge buckets. Each
+    band is one ``np.sort`` of ``key | position`` packed in a uint64 (a plain sort is
+    ~3x faster than argsort); the key keeps its top 64 - log2(len(rows)) bits.
     """
     found = []
-    n = sig.shape[0]
+    n = sig.shape[1]
+    bits = max(int(len(rows)).bit_length(), 1)
+    low = np.uint64((1 << bits) - 1)
+    position = np.arange(len(rows), dtype=np.uint64)
     for band in range(bands):
-        keys = _band_keys(sig[rows, band * band_rows : (band + 1) * band_rows])
-        order = np.argsort(keys, kind="stable")
-        skeys, srows = keys[order], rows[order]
+        keys = band_keys(sig[band * band_rows : (band + 1) * band_rows])[rows]
+        packed = np.sort((keys & ~low) | position)
+        skeys, srows = packed >> np.uint64(bits), rows[(packed & low).astype(np.int64)]
         for d in range(1, window + 1):
             same = skeys[d:] == skeys[:-d]
             if not same.any():
