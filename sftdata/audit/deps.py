@@ -12,6 +12,7 @@ import importlib
 
 import polars as pl
 
+from sftdata.errors import UserError
 from sftdata.steps.base import Step
 
 
@@ -39,6 +40,13 @@ def dedup_steps() -> tuple[Step, Step]:
     return dedup.ExactDedup(), dedup.NearDedup()
 
 
+def text_cache() -> dict[str, str]:
+    """Column names under which the filters read precomputed prompt/response texts
+    (``{"prompt": ..., "response": ...}``); empty when the filters have no cache."""
+    module = _module("sftdata.steps.filters_text")
+    return dict(getattr(module, "CACHE", {}))
+
+
 def default_filters() -> list[Step]:
     """The default filter set, as ``sftdata filter`` runs it without a config."""
     return list(_attr("sftdata.steps.filters", "default_filter_steps")())
@@ -50,5 +58,9 @@ def refusal_mask(responses: pl.Series) -> pl.Series:
 
 
 def detect_languages(texts: pl.Series) -> pl.Series:
-    """An ISO 639-1 code (or null when unsure) for each text."""
-    return _attr("sftdata.steps.language", "detect_languages")(texts)
+    """An ISO 639-1 code (or null when the text is too short or the detector unsure)."""
+    detect = _attr("sftdata.steps.language", "detect_languages")
+    try:
+        return detect(texts)
+    except UserError as exc:  # the detector's own package is not installed
+        raise Unavailable(str(exc)) from None

@@ -9,12 +9,14 @@ from typing import Callable
 import polars as pl
 
 from sftdata.audit import deps
-from sftdata.audit.columns import share
+from sftdata.audit.columns import first_of_role, share
 from sftdata.steps.base import DETAIL, REASON
 
 ROW = "_audit_row"
 TOP_LANGUAGES = 12
 TOP_CLUSTERS = 5
+LANGUAGE_CHARS = 500
+UNSURE = "unsure"  # too short to judge, or the detector is not confident
 
 
 def _guard(section: Callable[[], dict]) -> dict:
@@ -30,7 +32,7 @@ def _clusters(rejected: pl.DataFrame, frame: pl.DataFrame) -> list[dict]:
         return []
     kept_ids = (rejected[DETAIL].str.json_path_match("$.duplicate_of")
                 .drop_nulls().value_counts(sort=True).head(TOP_CLUSTERS))
-    firsts = frame.select("id", pl.col("messages").list.first().struct.field("content"))
+    firsts = frame.select("id", first_of_role("user").alias("content"))
     lookup = dict(zip(firsts["id"].to_list(), firsts["content"].to_list()))
     return [{"kept_id": kid, "copies": int(count), "text": (lookup.get(kid) or "")[:200]}
             for kid, count in kept_ids.iter_rows()]
@@ -57,12 +59,17 @@ def duplicate_stats(frame: pl.DataFrame) -> dict:
     return _guard(section)
 
 
-def filter_stats(frame: pl.DataFrame) -> dict:
+def filter_stats(frame: pl.DataFrame, derived: pl.DataFrame) -> dict:
     """Each default filter run on every record (dry-run): hits by reason and by filter,
-    and how many records at least one filter would drop (a record may hit several)."""
+    and how many records at least one filter would drop (a record may hit several).
+    The prompt/response texts already in ``derived`` are handed to the filters through
+    their cache columns, so no filter recomputes them."""
     def section() -> dict:
         steps = deps.default_filters()
-        indexed = frame.with_row_index(ROW)
+        cache = deps.text_cache()
+        indexed = frame.with_row_index(ROW).with_columns(
+            [derived[side].alias(cache[key]) for key, side in
+             (("prompt", "instruction"), ("response", "response")) if key in cache])
         by_reason: dict[str, int] = {}
         by_filter: dict[str, int] = {}
         hit_rows: set[int] = set()
@@ -95,10 +102,13 @@ def refusal_stats(frame: pl.DataFrame, derived: pl.DataFrame) -> dict:
 
 
 def language_stats(derived: pl.DataFrame) -> dict:
-    """Language of each record (detected on instruction + response), counted."""
+    """Language of each record (detected on the first ``LANGUAGE_CHARS`` characters of
+    instruction + response), counted; ``unsure`` = too short or not confident."""
     def section() -> dict:
-        texts = pl.concat_str([derived["instruction"], derived["response"]], separator="\n")
-        langs = deps.detect_languages(texts).fill_null("unknown")
+        # The opening of a record is enough to tell its language, and much faster.
+        texts = derived.select(pl.concat_str(["instruction", "response"], separator="\n")
+                               .str.slice(0, LANGUAGE_CHARS)).to_series()
+        langs = deps.detect_languages(texts).fill_null(UNSURE)
         counts = langs.value_counts(sort=True)
         rows = [(lang, int(c)) for lang, c in counts.iter_rows()]
         top = rows[:TOP_LANGUAGES]

@@ -82,7 +82,8 @@ def _svgs(stats: dict, stages: list[dict]) -> dict[str, Markup]:
                                        "Default filter hits by reason (dry-run)", plots.FILTER_COLOR)
     if stages:
         svg["funnel"] = plots.funnel_svg(stages, "Where your data went: rows kept and dropped per stage")
-    return {k: Markup(v) for k, v in svg.items()}
+    # An id per plot lets a reader link to it (and the browser test find it).
+    return {k: Markup(v.replace("<svg ", f'<svg id="plot-{k}" ', 1)) for k, v in svg.items()}
 
 
 def _environment() -> Environment:

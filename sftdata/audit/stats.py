@@ -25,6 +25,9 @@ from sftdata.records import records_from_frame
 
 STATS_VERSION = 1
 SAMPLE_CHARS = 1500  # each turn of a sample is cut to this many characters
+# Above this many records the default filters and language detection run on a random
+# subset: they are per-record Python/numpy work that would otherwise dominate the audit.
+ESTIMATE_LIMIT = 10_000
 
 
 def _token_lengths(texts: pl.Series, tokenizer) -> pl.Series:
@@ -141,6 +144,18 @@ def samples(frame: pl.DataFrame, count: int, seed: int) -> list[dict]:
     return out
 
 
+def _subsample(frame: pl.DataFrame, derived: pl.DataFrame, limit: int | None, seed: int):
+    """A seeded random subset of at most ``limit`` rows (all rows when ``limit`` is None)."""
+    if limit is None or frame.height <= limit:
+        return frame, derived, None
+    picks = sorted(random.Random(seed).sample(range(frame.height), limit))
+    return frame[picks], derived[picks], {"records": limit, "of": frame.height}
+
+
+def _with_scope(section: dict, scope: dict | None) -> dict:
+    return {**section, "sample": scope} if section.get("available") else section
+
+
 def compute_stats(
     frame: pl.DataFrame,
     *,
@@ -149,15 +164,21 @@ def compute_stats(
     tokenizer: str | None = None,
     sample_count: int = 5,
     seed: int = 0,
+    estimate_limit: int | None = ESTIMATE_LIMIT,
     title: str = "sftdata audit",
 ) -> dict:
     """Every audit section for ``frame`` (canonical ``FRAME_SCHEMA`` columns).
 
     ``inputs`` (from ``read_inputs``) adds formats, rows read and the Alpaca empty-input
     share; ``read_rejects`` are read rejects by reason; ``tokenizer`` is a local
-    tokenizer folder (lengths in its tokens instead of words).
+    tokenizer folder (lengths in its tokens instead of words); ``sample_count`` random
+    records (picked with ``seed``) are shown. The default filters and language detection
+    are the slow sections: on frames larger than ``estimate_limit`` they run on a
+    seeded random subset of that size and say so (``"sample": {"records", "of"}``);
+    ``estimate_limit=None`` runs them on every record. Everything else is exact.
     """
     derived = derive(frame)
+    sub_frame, sub_derived, scope = _subsample(frame, derived, estimate_limit, seed)
     tok = load_tokenizer(tokenizer) if tokenizer else None
     n = frame.height
     stats = {
@@ -172,9 +193,9 @@ def compute_stats(
         "lengths": length_stats(derived, tok, str(tokenizer) if tokenizer else None),
         "empty_input": empty_input_stats(inputs),
         "leading_words": verb_object_stats(derived["first_user"]),
-        "languages": quality.language_stats(derived),
+        "languages": _with_scope(quality.language_stats(sub_derived), scope),
         "duplicates": quality.duplicate_stats(frame),
-        "filters": quality.filter_stats(frame),
+        "filters": _with_scope(quality.filter_stats(sub_frame, sub_derived), scope),
         "refusals": quality.refusal_stats(frame, derived),
         "samples": samples(frame, sample_count, seed),
     }

@@ -62,11 +62,13 @@ def audit(
     samples: int = typer.Option(5, "--samples", min=0, help="How many random records to show."),
     seed: int = typer.Option(0, "--seed", help="Seed for picking the samples."),
     tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help="Local tokenizer folder: lengths in its tokens instead of words (needs transformers)."),
+    full: bool = typer.Option(False, "--full", help="Run the default filters and language detection on every record (default: on a random 10,000 when there are more)."),
     title: str = typer.Option("sftdata audit", "--title", help="Report title."),
 ) -> None:
     """Statistics and a self-contained HTML report: sources, turns, lengths, languages,
     duplicates, default-filter hits (dry-run), refusals, leading words and samples."""
     from sftdata.audit import compute_stats, read_inputs, render_report
+    from sftdata.audit.stats import ESTIMATE_LIMIT
 
     if from_:
         check_format(from_)
@@ -77,7 +79,8 @@ def audit(
     with console.status("computing statistics"):
         stats = compute_stats(read.frame, inputs=read.inputs, read_rejects=count_reasons(read.rejects),
                               tokenizer=str(tokenizer) if tokenizer else None,
-                              sample_count=samples, seed=seed, title=title)
+                              sample_count=samples, seed=seed, title=title,
+                              estimate_limit=None if full else ESTIMATE_LIMIT)
     render_report(stats, html_path=html, json_path=json_path)
     notes = [f"{label}: {path}" for label, path in (("report", html), ("stats", json_path)) if path]
     _print_summary(stats, notes)
