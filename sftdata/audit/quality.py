@@ -4,13 +4,17 @@ when the step it needs is not installed (see ``sftdata.audit.deps``)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Callable
 
 import polars as pl
 
 from sftdata.audit import deps
 from sftdata.audit.columns import first_of_role, share
+from sftdata.errors import UserError
 from sftdata.steps.base import DETAIL, REASON
+
+log = logging.getLogger("sftdata.audit")
 
 ROW = "_audit_row"
 TOP_LANGUAGES = 12
@@ -19,11 +23,22 @@ LANGUAGE_CHARS = 500
 UNSURE = "unsure"  # too short to judge, or the detector is not confident
 
 
+def _failure(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+
+
 def _guard(section: Callable[[], dict]) -> dict:
+    """Run a section; a missing step module or a crash in a step makes it "not
+    available" with the reason (and a warning), never the end of the whole audit."""
     try:
         return {"available": True, **section()}
     except deps.Unavailable as exc:
         return {"available": False, "reason": str(exc)}
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - one failing step must not sink the report
+        log.warning("audit section failed: %s", _failure(exc))
+        return {"available": False, "reason": f"failed ({_failure(exc)})"}
 
 
 def _clusters(rejected: pl.DataFrame, frame: pl.DataFrame) -> list[dict]:
@@ -74,8 +89,14 @@ def filter_stats(frame: pl.DataFrame, derived: pl.DataFrame) -> dict:
         by_filter: dict[str, int] = {}
         hit_rows: set[int] = set()
         seconds = 0.0
+        failed: dict[str, str] = {}
         for step in steps:
-            result = step(indexed)
+            try:
+                result = step(indexed)
+            except Exception as exc:  # noqa: BLE001 - report the filter, keep the others
+                log.warning("filter %s failed in the audit: %s", step.name, _failure(exc))
+                failed[step.name] = _failure(exc)
+                continue
             seconds += result.report.seconds
             by_filter[step.name] = result.rejected.height
             for reason, count in result.report.drops.items():
@@ -85,7 +106,7 @@ def filter_stats(frame: pl.DataFrame, derived: pl.DataFrame) -> dict:
         ordered = dict(sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0])))
         return {"filters": [s.name for s in steps], "by_reason": ordered, "by_filter": by_filter,
                 "records_hit": len(hit_rows), "rate": share(len(hit_rows), frame.height),
-                "seconds": round(seconds, 3)}
+                "failed": failed, "seconds": round(seconds, 3)}
     return _guard(section)
 
 

@@ -122,3 +122,43 @@ def test_empty_frame_gives_zero_figures():
     assert stats["records"] == 0
     assert stats["lengths"]["instruction"]["chars"]["count"] == 0
     assert stats["samples"] == []
+
+
+def test_filter_and_refusal_sections_run_the_real_filters():
+    frame = frame_from_records([
+        rec([("user", "Name a colour of the sky on a clear day, please"),
+             ("assistant", "As an AI language model, I cannot see the sky.")]),
+        rec([("user", "Repeat after me: the cat sat on the mat"),
+             ("assistant", "Repeat after me: the cat sat on the mat")]),
+        rec([("user", "Give one prime number larger than ten"), ("assistant", "Thirteen is prime.")]),
+    ])
+    stats = compute_stats(frame, sample_count=0)
+    filters = stats["filters"]
+    assert filters["available"], filters
+    assert filters["failed"] == {}, filters["failed"]
+    assert filters["by_filter"]["refusal"] == 1 and filters["by_filter"]["echo"] == 1
+    assert filters["records_hit"] == 2 and filters["rate"] == round(2 / 3, 4)
+    assert sum(filters["by_reason"].values()) == sum(filters["by_filter"].values())
+    refusals = stats["refusals"]
+    assert refusals["records"] == 1 and refusals["examples"][0]["response"].startswith("As an AI")
+
+
+def test_subset_estimates_say_so():
+    frame = frame_from_records([rec([("user", f"Describe item number {i} in detail"),
+                                     ("assistant", f"Item {i} is a small round object made of wood.")])
+                                for i in range(30)])
+    stats = compute_stats(frame, sample_count=0, estimate_limit=10, seed=2)
+    assert stats["filters"]["sample"] == {"records": 10, "of": 30}
+    assert sum(stats["languages"]["counts"].values()) == 10
+    assert stats["duplicates"]["exact"]["duplicates"] == 0  # exact sections use all 30
+    full = compute_stats(frame, sample_count=0, estimate_limit=None)
+    assert full["filters"]["sample"] is None and sum(full["languages"]["counts"].values()) == 30
+
+
+def test_a_crashing_section_is_reported_not_fatal(caplog):
+    def broken() -> dict:
+        raise IndexError("index 0 is out of bounds")
+
+    section = _guard(broken)
+    assert section == {"available": False, "reason": "failed (IndexError: index 0 is out of bounds)"}
+    assert "audit section failed" in caplog.text
