@@ -1,3 +1,56 @@
-"""Commands: (being written)."""
+"""Command: ``run`` (a recipe: build, audit, then train)."""
 
-from sftdata.cli.app import app  # noqa: F401
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.table import Table
+
+from sftdata.cli.app import app
+from sftdata.cli.common import console
+
+
+def _print_summary(summary: dict) -> None:
+    table = Table(title="where the data went", title_justify="left")
+    for column in ("stage", "in", "out", "dropped by reason", "s"):
+        table.add_column(column, justify="left" if column in ("stage", "dropped by reason") else "right")
+    for stage in summary["stages"]:
+        drops = ", ".join(f"{k} {v}" for k, v in stage["drops"].items()) or "-"
+        table.add_row(stage["step"] + (" (cached)" if stage["cached"] else ""), f"{stage['rows_in']:,}",
+                      f"{stage['rows_out']:,}", drops, f"{stage['seconds']:.1f}")
+    console.print(table)
+    console.print(f"data:    {summary['data']} ({summary['records']:,} records)")
+    console.print(f"rejects: {summary['rejects']}")
+    if summary.get("report"):
+        console.print(f"report:  {summary['report']}")
+    train = summary.get("train")
+    if train:
+        console.print(f"adapter: {train['output_dir']}  ({train['steps']} steps, loss "
+                      f"{train['first_loss']:.3f} -> {train['train_loss']:.3f})")
+        for sample in train.get("samples", []):
+            console.print(f"\n[bold]prompt:[/bold] {sample['prompt'][:300]}")
+            console.print(f"[bold]before:[/bold] {sample['before'][:300]}")
+            console.print(f"[bold]after:[/bold]  {sample['after'][:300]}")
+    console.print(f"\nsummary: {Path(summary['run_dir']) / 'summary.json'}  ({summary['seconds']} s)")
+
+
+@app.command()
+def run(
+    recipe: Path = typer.Argument(..., help="Recipe YAML file."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="Override a recipe value: key.path=value (repeatable)."),
+    no_train: bool = typer.Option(False, "--no-train", help="Build (and audit) the data only."),
+    check: bool = typer.Option(False, "--check", help="Only validate the recipe."),
+) -> None:
+    """Run a recipe: build the data set stage by stage (cached), audit it, then train."""
+    from sftdata.recipe import load_recipe
+    from sftdata.runner import run_recipe
+
+    parsed = load_recipe(recipe, set_ or [])
+    if check:
+        console.print(f"{recipe}: ok ({len(parsed.inputs)} inputs, {len(parsed.steps)} steps"
+                      f"{', mix' if parsed.mix else ''}{', train' if parsed.train is not None else ''})")
+        return
+    summary = run_recipe(parsed, recipe, log=console.print, train=not no_train)
+    _print_summary(summary)

@@ -1,0 +1,274 @@
+"""``sftdata run``: build a data set from a recipe, audit it, then train on it.
+
+Each stage (one per input, one per step, the mix) writes its result to
+``<run_dir>/stages/NN-<stage>-<key>/`` where ``key`` hashes the stage's inputs (the
+previous stage's key, or the input file's bytes) and its params. Running again reuses
+every stage whose key is unchanged, so a change recomputes only the changed stage and
+those after it; a killed run starts again from the last finished stage (generation and
+training resume from their own checkpoints). The run directory ends with the data, the
+rejects, the audit report, the trained adapter and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import polars as pl
+
+from sftdata import __version__
+from sftdata.convert import read_canonical, write_records
+from sftdata.io import atomic_path, read_complete_lines, write_frame, write_rows
+from sftdata.recipe import InputSpec, Recipe
+from sftdata.rejects import count_reasons, rejects_from_frame
+from sftdata.records import FRAME_SCHEMA, empty_frame
+from sftdata.steps.base import StepReport
+from sftdata.steps.registry import build_step
+
+Log = Callable[[str], None]
+
+
+def fingerprint(*parts) -> str:
+    """A short stable hash of JSON-able parts (and the sftdata version)."""
+    blob = json.dumps([__version__, *parts], sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.blake2b(blob.encode("utf-8"), digest_size=6).hexdigest()
+
+
+def file_digest(path: Path) -> str:
+    """Hash of a file's bytes, so an edited input invalidates its stage."""
+    h = hashlib.blake2b(digest_size=12)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class Stage:
+    """A finished stage: its records, what it rejected, and its report."""
+
+    name: str
+    key: str
+    frame: pl.DataFrame
+    rejects: list[dict]
+    report: dict
+    cached: bool = False
+
+
+@dataclass
+class StageStore:
+    """The ``stages/`` folder: one sub-folder per finished stage, named by index and key."""
+
+    root: Path
+    kept: list[Path] = field(default_factory=list)
+
+    def folder(self, index: int, name: str, key: str) -> Path:
+        return self.root / f"{index:02d}-{name.replace(':', '_')}-{key}"
+
+    def load(self, index: int, name: str, key: str) -> Stage | None:
+        folder = self.folder(index, name, key)
+        if not (folder / "frame.parquet").exists():  # written last: present = complete
+            return None
+        self.kept.append(folder)
+        return Stage(name, key, pl.read_parquet(folder / "frame.parquet"),
+                     read_complete_lines(folder / "rejects.jsonl"),
+                     json.loads((folder / "report.json").read_text(encoding="utf-8")), cached=True)
+
+    def save(self, index: int, stage: Stage) -> None:
+        folder = self.folder(index, stage.name, stage.key)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_rows(folder / "rejects.jsonl", stage.rejects)
+        with atomic_path(folder / "report.json") as tmp:
+            tmp.write_text(json.dumps(stage.report, indent=2), encoding="utf-8")
+        write_frame(folder / "frame.parquet", stage.frame)
+        self.kept.append(folder)
+
+    def prune(self) -> None:
+        """Remove stage folders no longer part of the recipe (older keys)."""
+        if self.root.exists():
+            for folder in self.root.iterdir():
+                if folder.is_dir() and folder not in self.kept:
+                    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _read_input(spec: InputSpec, base: Path, run_dir: Path, key: str, log: Log) -> tuple[pl.DataFrame, list[dict], int]:
+    if spec.generate is not None:
+        from sftdata.generate import GenerateConfig, generate
+
+        out = run_dir / "generate" / f"{spec.source_name()}-{key}.jsonl"
+        generate(GenerateConfig.model_validate({**spec.generate, "output": str(out)}))
+        path = out
+    else:
+        path = base / spec.path
+    result = read_canonical(path, fmt=spec.format, source=spec.source_name())
+    frame = result.frame.with_columns(pl.lit(spec.source_name()).alias("source"))
+    return frame, result.rejects, result.rows_in
+
+
+def _report(name: str, rows_in: int, rows_out: int, rejects: list[dict], start: float, **extra) -> dict:
+    return {**StepReport(step=name, rows_in=rows_in, rows_out=rows_out, drops=count_reasons(rejects),
+                         seconds=round(time.perf_counter() - start, 3)).model_dump(), **extra}
+
+
+def build_stages(recipe: Recipe, base: Path, run_dir: Path, log: Log) -> list[Stage]:
+    """Run (or reuse) every data stage of the recipe in order; returns them all."""
+    store = StageStore(run_dir / "stages")
+    stages: list[Stage] = []
+    index = 0
+    for spec in recipe.inputs:
+        origin = spec.generate if spec.generate is not None else file_digest(base / spec.path)
+        key = fingerprint("read", spec.model_dump(), origin)
+        name = f"read:{spec.source_name()}"
+        stage = store.load(index, name, key)
+        if stage is None:
+            start = time.perf_counter()
+            frame, rejects, rows_in = _read_input(spec, base, run_dir, key, log)
+            stage = Stage(name, key, frame, rejects, _report(name, rows_in, frame.height, rejects, start))
+            store.save(index, stage)
+        log(f"{name:<28} {stage.report['rows_in']:>7,} -> {stage.frame.height:>7,}" + ("  (cached)" if stage.cached else ""))
+        stages.append(stage)
+        index += 1
+
+    frame = pl.concat([s.frame for s in stages], how="vertical") if stages else empty_frame()
+    key = fingerprint([s.key for s in stages])
+    for step_name, params in recipe.step_list():
+        key = fingerprint(key, step_name, params)
+        stage = store.load(index, step_name, key)
+        if stage is None:
+            result = build_step(step_name, params)(frame)
+            stage = Stage(step_name, key, result.kept, rejects_from_frame(result.rejected, step_name),
+                          result.report.model_dump())
+            store.save(index, stage)
+        log(f"{step_name:<28} {frame.height:>7,} -> {stage.frame.height:>7,}" + ("  (cached)" if stage.cached else ""))
+        frame = stage.frame
+        stages.append(stage)
+        index += 1
+
+    if recipe.mix is not None:
+        from sftdata.steps.mix import run_mix
+
+        files = [file_digest(base / s.path) for s in recipe.mix.sources if s.path]
+        key = fingerprint(key, "mix", recipe.mix.model_dump(), files)
+        stage = store.load(index, "mix", key)
+        if stage is None:
+            start = time.perf_counter()
+            mixed = run_mix(recipe.mix, base_dir=base, main=frame)
+            stage = Stage("mix", key, mixed.frame.select(FRAME_SCHEMA.names()), mixed.rejects,
+                          _report("mix", mixed.rows_in, mixed.frame.height, mixed.rejects, start,
+                                  mix=mixed.report.model_dump()))
+            store.save(index, stage)
+        log(f"{'mix':<28} {stage.report['rows_in']:>7,} -> {stage.frame.height:>7,}" + ("  (cached)" if stage.cached else ""))
+        stages.append(stage)
+    store.prune()
+    return stages
+
+
+def write_outputs(recipe: Recipe, run_dir: Path, stages: list[Stage]) -> tuple[Path, Path, list[dict]]:
+    """The built data in the recipe's format, and every stage's rejects in one file."""
+    data_path = run_dir / recipe.output.file
+    write_rejected = write_records(stages[-1].frame, data_path, recipe.output.format)
+    rejects = [r for s in stages for r in s.rejects] + write_rejected
+    rejects_path = run_dir / "rejects.jsonl"
+    write_rows(rejects_path, rejects)
+    return data_path, rejects_path, write_rejected
+
+
+def write_audit(recipe: Recipe, run_dir: Path, stages: list[Stage], key: str) -> Path | None:
+    """report.html + stats.json for the final data, with every stage's counts."""
+    if not recipe.audit.enabled:
+        return None
+    html = run_dir / "report.html"
+    marker = run_dir / ".audit.key"
+    if html.exists() and marker.exists() and marker.read_text() == key:
+        return html
+    from sftdata.audit import compute_stats, render_report
+
+    stats = compute_stats(stages[-1].frame, sample_count=recipe.audit.samples,
+                          title=f"sftdata run: {recipe.name}")
+    render_report(stats, [s.report for s in stages], html_path=html, json_path=run_dir / "stats.json")
+    marker.write_text(key)
+    return html
+
+
+def _sample_prompts(frame: pl.DataFrame, count: int) -> list[str]:
+    """First user turns of a few records, chosen with a fixed seed."""
+    if frame.height == 0 or count == 0:
+        return []
+    picked = frame.sample(n=min(count, frame.height), seed=0)["messages"].to_list()
+    return [next((m["content"] for m in ms if m["role"] == "user"), "") for ms in picked]
+
+
+def run_training(recipe: Recipe, run_dir: Path, data_path: Path, data_key: str,
+                 frame: pl.DataFrame, log: Log) -> dict:
+    """Train on the built data; reuse a finished run with the same key, resume a killed one."""
+    from sftdata.trainer import TrainConfig, train
+
+    options = dict(recipe.train or {})
+    prompts = options.pop("sample_prompts", None) or _sample_prompts(frame, options.get("num_samples", 2))
+    options.setdefault("save_every", 5)
+    out = run_dir / "train"
+    key = fingerprint(data_key, recipe.train)
+    marker = run_dir / "train.json"
+    state = json.loads(marker.read_text()) if marker.exists() else {}
+    if state.get("key") == key and state.get("done"):
+        log(f"{'train':<28} (cached) {out}")
+        return state
+    resume = state.get("key") == key and out.exists()
+    if not resume and out.exists():
+        shutil.rmtree(out)
+    marker.write_text(json.dumps({"key": key, "done": False}))
+    before = _base_samples(options.get("model"), prompts, options.get("sample_max_new_tokens", 64))
+    config = TrainConfig.model_validate({**options, "data": str(data_path), "data_format": recipe.output.format,
+                                         "output_dir": str(out), "resume": resume,
+                                         "sample_prompts": prompts})
+    log(f"{'train':<28} {'resuming' if resume else 'starting'} {config.method} -> {out}")
+    result = train(config)
+    state = {"key": key, "done": True, "output_dir": str(result.output_dir), "steps": result.steps,
+             "train_loss": result.train_loss, "eval_loss": result.eval_loss,
+             "first_loss": result.losses[0] if result.losses else None,
+             "trained_tokens": result.trained_tokens, "seconds": result.seconds,
+             "samples": [{"prompt": p, "before": b, "after": a}
+                         for (p, b), (_, a) in zip(before, result.samples)]}
+    with atomic_path(marker) as tmp:
+        tmp.write_text(json.dumps(state, indent=2, ensure_ascii=False), encoding="utf-8")
+    return state
+
+
+def _base_samples(model: str | None, prompts: list[str], max_new_tokens: int) -> list[tuple[str, str]]:
+    """The base model's answers, to print beside the trained model's."""
+    if not prompts:
+        return []
+    from sftdata.trainer import generate_samples, load_trained
+
+    base, tokenizer = load_trained(model)
+    return generate_samples(base, tokenizer, prompts, max_new_tokens=max_new_tokens)
+
+
+def run_recipe(recipe: Recipe, recipe_path: Path, log: Log = print, train: bool = True) -> dict:
+    """Build, write, audit and (when the recipe has a train block) train; returns the summary."""
+    start = time.perf_counter()
+    base = recipe_path.resolve().parent
+    run_dir = Path(recipe.run_dir or Path("runs") / recipe.name)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    stages = build_stages(recipe, base, run_dir, log)
+    data_path, rejects_path, write_rejected = write_outputs(recipe, run_dir, stages)
+    data_key = fingerprint(stages[-1].key, recipe.output.model_dump())
+    report = write_audit(recipe, run_dir, stages, fingerprint(data_key, recipe.audit.model_dump()))
+    summary = {
+        "recipe": str(recipe_path), "run_dir": str(run_dir), "data": str(data_path),
+        "records": stages[-1].frame.height - len(write_rejected), "rejects": str(rejects_path),
+        "rejected_by_reason": count_reasons([r for s in stages for r in s.rejects] + write_rejected),
+        "report": str(report) if report else None,
+        "stages": [{**s.report, "cached": s.cached} for s in stages],
+    }
+    if recipe.train is not None and train:
+        summary["train"] = run_training(recipe, run_dir, data_path, data_key, stages[-1].frame, log)
+    summary["seconds"] = round(time.perf_counter() - start, 1)
+    with atomic_path(run_dir / "summary.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
+    return summary
