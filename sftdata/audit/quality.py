@@ -19,7 +19,7 @@ log = logging.getLogger("sftdata.audit")
 ROW = "_audit_row"
 TOP_LANGUAGES = 12
 TOP_CLUSTERS = 5
-LANGUAGE_CHARS = 500
+LANGUAGE_CHARS = 300
 UNSURE = "unsure"  # too short to judge, or the detector is not confident
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import random
+import time
 from typing import Sequence
 
 import polars as pl
@@ -28,6 +29,20 @@ SAMPLE_CHARS = 1500  # each turn of a sample is cut to this many characters
 # Above this many records the default filters and language detection run on a random
 # subset: they are per-record Python/numpy work that would otherwise dominate the audit.
 ESTIMATE_LIMIT = 10_000
+# Written into stats.json so the file explains itself.
+DEFINITIONS = {
+    "instruction": "all user turns of a record, joined by newlines",
+    "response": "all assistant turns of a record, joined by newlines",
+    "turns": "messages that are not system messages",
+    "words": "runs of non-space characters; each CJK character counts as one word",
+    "empty_input": "Alpaca records whose input field was missing, null or empty",
+    "leading_words": "first word of the first user turn after polite openers, and the next "
+                     "content word (CJK: first two characters, no object)",
+    "duplicates": "exact: default exact_dedup step; near: default near_dedup step on what "
+                  "exact dedup keeps; rates are shares of all records",
+    "filters": "each default filter run on every record (dry-run); a record may hit several",
+    "sample": "when set, the section was computed on a seeded random subset of that size",
+}
 
 
 def _token_lengths(texts: pl.Series, tokenizer) -> pl.Series:
@@ -55,19 +70,29 @@ def load_tokenizer(path: str):
 
 
 def length_stats(derived: pl.DataFrame, tokenizer=None, tokenizer_name: str | None = None) -> dict:
-    """Characters and tokens (or words) of instruction and response."""
+    """Characters and tokens (or words) of instruction and response, overall and as
+    medians per source (sources differ most in length, and averages hide it)."""
     lengths = derived.select(
+        "source",
         char_count("instruction").alias("instruction_chars"),
         char_count("response").alias("response_chars"),
-        word_count("instruction").alias("instruction_words"),
-        word_count("response").alias("response_words"),
+        *([] if tokenizer else [word_count("instruction").alias("instruction_tokens"),
+                                word_count("response").alias("response_tokens")]),
     )
-    out = {"token_unit": f"tokens ({tokenizer_name})" if tokenizer else "words"}
+    if tokenizer:
+        lengths = lengths.with_columns(
+            _token_lengths(derived["instruction"], tokenizer).alias("instruction_tokens"),
+            _token_lengths(derived["response"], tokenizer).alias("response_tokens"))
+    out: dict = {"token_unit": f"tokens ({tokenizer_name})" if tokenizer else "words"}
     for side in ("instruction", "response"):
-        tokens = (_token_lengths(derived[side], tokenizer) if tokenizer
-                  else lengths[f"{side}_words"])
         out[side] = {"chars": distribution(lengths[f"{side}_chars"]),
-                     "tokens": distribution(tokens)}
+                     "tokens": distribution(lengths[f"{side}_tokens"])}
+    columns = [f"{side}_{unit}" for side in ("instruction", "response") for unit in ("chars", "tokens")]
+    per_source = (lengths.group_by("source")
+                  .agg(pl.len().alias("records"), *[pl.col(c).median() for c in columns])
+                  .sort(["records", "source"], descending=[True, False]))
+    out["by_source"] = [{k: (round(v, 1) if isinstance(v, float) else v) for k, v in row.items()}
+                        for row in per_source.iter_rows(named=True)]
     return out
 
 
@@ -86,10 +111,10 @@ def source_stats(derived: pl.DataFrame, inputs: Sequence[InputInfo] | None) -> d
 def empty_input_stats(inputs: Sequence[InputInfo] | None) -> dict:
     """Share of Alpaca records whose ``input`` was missing, null or ""; other formats
     have no separate input field, so they are not counted (not applicable)."""
-    alpaca = [i for i in inputs or [] if i.empty_input is not None]
+    alpaca = [i for i in inputs or [] if i.empty_input is not None and i.records]
     if not alpaca:
         return {"available": False,
-                "reason": "no Alpaca input files were read (the input field exists only in Alpaca)"}
+                "reason": "no Alpaca records were read (the input field exists only in Alpaca)"}
     total = sum(i.records for i in alpaca)
     empty = sum(i.empty_input for i in alpaca)
     return {"available": True, "applicable": total, "empty": empty, "share": share(empty, total),
@@ -177,7 +202,17 @@ def compute_stats(
     seeded random subset of that size and say so (``"sample": {"records", "of"}``);
     ``estimate_limit=None`` runs them on every record. Everything else is exact.
     """
-    derived = derive(frame)
+    clock = time.perf_counter()
+    seconds: dict[str, float] = {}
+
+    def timed(name: str, value):
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[name] = round(now - clock, 3)
+        clock = now
+        return value
+
+    derived = timed("derive", derive(frame))
     sub_frame, sub_derived, scope = _subsample(frame, derived, estimate_limit, seed)
     tok = load_tokenizer(tokenizer) if tokenizer else None
     n = frame.height
@@ -186,17 +221,19 @@ def compute_stats(
         "title": title,
         "generated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "records": n,
+        "definitions": DEFINITIONS,
         "inputs": [i.as_dict() for i in inputs or []],
         "read_rejects": dict(read_rejects or {}),
         **source_stats(derived, inputs),
         "conversations": conversation_stats(derived),
-        "lengths": length_stats(derived, tok, str(tokenizer) if tokenizer else None),
+        "lengths": timed("lengths", length_stats(derived, tok, str(tokenizer) if tokenizer else None)),
         "empty_input": empty_input_stats(inputs),
-        "leading_words": verb_object_stats(derived["first_user"]),
-        "languages": _with_scope(quality.language_stats(sub_derived), scope),
-        "duplicates": quality.duplicate_stats(frame),
-        "filters": _with_scope(quality.filter_stats(sub_frame, sub_derived), scope),
-        "refusals": quality.refusal_stats(frame, derived),
+        "leading_words": timed("leading_words", verb_object_stats(derived["first_user"])),
+        "languages": timed("languages", _with_scope(quality.language_stats(sub_derived), scope)),
+        "duplicates": timed("duplicates", quality.duplicate_stats(frame)),
+        "filters": timed("filters", _with_scope(quality.filter_stats(sub_frame, sub_derived), scope)),
+        "refusals": timed("refusals", quality.refusal_stats(frame, derived)),
         "samples": samples(frame, sample_count, seed),
     }
+    stats["seconds"] = seconds  # where the audit's own time went, per section
     return stats

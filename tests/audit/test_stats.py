@@ -44,6 +44,11 @@ def test_lengths_in_characters_and_words(small_frame):
     assert instruction["tokens"]["max"] == 9  # 识别并解释细胞理论
     assert instruction["tokens"]["min"] == 3
     assert lengths["response"]["tokens"]["max"] == 10  # 细胞是生命的基本单位
+    by_source = {r["source"]: r for r in lengths["by_source"]}
+    assert by_source["zh.json"] == {"source": "zh.json", "records": 1, "instruction_chars": 9.0,
+                                    "instruction_tokens": 9.0, "response_chars": 10.0,
+                                    "response_tokens": 10.0}
+    assert by_source["a.jsonl"]["records"] == 4
 
 
 def test_leading_words_strip_openers_and_find_objects(small_frame):
