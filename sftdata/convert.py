@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import polars as pl
 
@@ -107,3 +107,38 @@ def write_records(frame: pl.DataFrame, path: str | os.PathLike, to: str) -> list
     rows, rejects = records_to_rows(records_from_frame(frame), to)
     write_rows(path, rows)
     return rejects
+
+
+class Converted(NamedTuple):
+    """What ``convert_file`` did: rows read, rows written, rejects (read then write), format."""
+
+    rows_in: int
+    rows_out: int
+    rejects: list[dict]
+    format: str
+
+
+def convert_file(
+    input: str | os.PathLike,
+    output: str | os.PathLike,
+    to: str,
+    fmt: str | None = None,
+    progress: Progress | None = None,
+) -> Converted:
+    """Convert a file to format ``to``, file to file; the output is written atomically.
+
+    Alpaca .jsonl -> ShareGPT/OpenAI .jsonl takes the vectorised polars path
+    (``sftdata.formats.fast``); everything else reads and writes record by record. Both
+    give the same output rows and the same rejects.
+    """
+    from sftdata.formats import fast
+
+    check_format(to)
+    plan = fast.plan(input, output, to, fmt)
+    if plan is not None:
+        rows_in, rows_out, rejects = fast.convert(plan, progress)
+        return Converted(rows_in, rows_out, rejects, "alpaca")
+    result = read_canonical(input, fmt=fmt, progress=progress)
+    write_rejected = write_records(result.frame, output, to)
+    return Converted(result.rows_in, result.frame.height - len(write_rejected),
+                     result.rejects + write_rejected, result.format)

@@ -9,7 +9,7 @@ import typer
 
 from sftdata.cli.app import app
 from sftdata.cli.common import console, exit_for_strict, print_summary, progress
-from sftdata.convert import read_canonical, write_records
+from sftdata.convert import convert_file, read_canonical
 from sftdata.formats import FORMAT_NAMES, check_format
 from sftdata.io import extension, location_kind
 from sftdata.rejects import count_reasons, default_rejects_path, write_rejects
@@ -34,15 +34,15 @@ def convert(
     """Convert between Alpaca, ShareGPT, OpenAI messages and canonical records."""
     check_format(to)
     extension(output)  # fail on a bad output name before reading anything
-    result = _read_with_progress(input, from_)
-    write_rejected = write_records(result.frame, output, to)
-    all_rejects = result.rejects + write_rejected
+    with progress(f"converting {input.name}") as bar:
+        result = convert_file(input, output, to, fmt=from_, progress=bar.advance)
+    all_rejects = result.rejects
     rejects_path = rejects or default_rejects_path(output)
     write_rejects(rejects_path, all_rejects)
     print_summary(
         f"convert {input.name} ({result.format}) -> {output.name} ({to})",
         result.rows_in,
-        result.frame.height - len(write_rejected),
+        result.rows_out,
         count_reasons(all_rejects),
         [f"output:  {output}", f"rejects: {rejects_path}"],
     )

@@ -1,0 +1,319 @@
+"""Alpaca JSON Lines -> ShareGPT / OpenAI JSON Lines, vectorised in polars.
+
+The per-record path (``read_canonical`` then ``write_records``) spends most of its time
+in Python per record; this path decodes, checks and re-encodes whole blocks of lines
+in Rust. Its contract is to give, for every input line, exactly what the per-record
+path gives: the same output rows (equal once parsed) in the same order, and the same
+rejects. It does so by sending a line through the vectorised route only when polars
+checks *prove* that the per-record converter would turn it into the same row without
+a reject; every other line goes through the per-record functions themselves, at its
+own line number. Why each check is needed (each one found by testing polars):
+
+- ``str.json_decode`` into String fields turns numbers and booleans into their text
+  (``3`` -> ``"3"``): a field whose text reads like a number, boolean or null goes
+  per-record (it may have been a non-string, which the converter rejects).
+- polars keeps the first of two duplicate keys where Python keeps the last, and reads
+  ``null`` and a missing key alike: every key ends with an unescaped quote followed by
+  a colon, and inside a string a quote is always escaped, so the count of ``"<ws>:`` is
+  at least the number of keys; a line goes vectorised only when that count equals its
+  number of non-null known fields (so: no duplicate, null, ``history`` or unknown key).
+- polars decodes an escaped lone surrogate (``\\ud800``) as NUL: any escape in
+  ``\\ud800``-``\\udfff`` goes per-record.
+- Python's ``str.strip`` and polars disagree on a few whitespace characters: a text
+  counts as non-empty here only if it has a character that is whitespace for neither.
+- A block that polars cannot decode at all (bad JSON, a non-object line, an array or
+  object where a string belongs) is split in halves until the bad lines are isolated.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import polars as pl
+
+from sftdata.errors import UserError
+from sftdata.formats import alpaca, check_format, detect_format
+from sftdata.io import RawRow, _decode_line, atomic_path, dumps, extension
+from sftdata.records import HINTS_KEY
+
+TARGETS = ("sharegpt", "openai")
+BLOCK_BYTES = 64 << 20
+SMALLEST_SPLIT = 256  # below this many lines a block that fails to decode goes per-record
+_REQUIRED = ("instruction", "output")
+_OPTIONAL = ("input", "system")
+# Keys that the writers drop or would set themselves: rows carrying them go per-record.
+_RESERVED = {"sharegpt": {"conversations", "system", "tools"}, "openai": {"messages", "tools"}}
+_SIMPLE_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\- ]{0,63}")
+
+_PY_SPACE = "".join(chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace())
+_NON_SPACE = "[^\\s" + "".join(f"\\x{{{ord(c):x}}}" for c in _PY_SPACE) + "]"
+_COERCED = r"^(?:[-+]?[0-9][0-9.eE+\-]*|true|false|null)$|^[\[{]"
+_KEY_END = r'"[ \t\r\n]*:'
+_SURROGATE = r"\\u[dD][89a-fA-F]"
+_BLANK = r"^[ \t\n\r\x0b\x0c]*$"  # bytes.strip() whitespace: such lines are skipped
+
+Progress = Callable[[int], None]
+
+
+@dataclass
+class Plan:
+    """A conversion the vectorised path can do; ``extras`` are string columns to carry."""
+
+    input: Path
+    output: Path
+    to: str
+    extras: tuple[str, ...]
+    source: str
+
+
+def _head_rows(path: Path, limit: int = 101) -> list[dict]:
+    """The first ``limit`` decodable rows, as ``read_canonical`` sees them for detection."""
+    good: list[dict] = []
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, start=1):
+            line = line[:-1] if line.endswith(b"\n") else line
+            if line.strip():
+                row = _decode_line(number, line.rstrip(b"\r"))
+                if row.data is not None:
+                    good.append(row.data)
+                    if len(good) >= limit:
+                        break
+    return good
+
+
+def plan(input: os.PathLike, output: os.PathLike, to: str, fmt: str | None = None) -> Plan | None:
+    """A ``Plan`` when this path applies (Alpaca .jsonl -> ShareGPT/OpenAI .jsonl), else None."""
+    input, output = Path(input), Path(output)
+    try:
+        if extension(input) != ".jsonl" or extension(output) != ".jsonl":
+            return None
+    except UserError:
+        return None
+    if to not in TARGETS or not input.is_file() or not os.access(input, os.R_OK):
+        return None
+    head = _head_rows(input)
+    if not head:
+        return None
+    if (check_format(fmt) if fmt else detect_format(head)) != "alpaca":
+        return None
+    skip = set(alpaca.FIELDS) | _RESERVED[to] | {HINTS_KEY}
+    seen: dict[str, None] = {}
+    for row in head:
+        for key, value in row.items():
+            if key not in skip and isinstance(value, str) and _SIMPLE_KEY.fullmatch(key):
+                seen[key] = None
+    return Plan(input, output, to, tuple(seen), input.name)
+
+
+def _decoded(lf: pl.LazyFrame, fields: tuple[str, ...]) -> pl.LazyFrame:
+    """Non-blank lines (``n``, ``text``) with the decoded fields, key count and surrogate flag."""
+    dtype = pl.Struct({f: pl.String for f in fields})
+    return (
+        lf.filter(~pl.col("text").str.contains(_BLANK))
+        .with_columns(
+            pl.col("text").str.json_decode(dtype).alias("_d"),
+            pl.col("text").str.count_matches(_KEY_END).alias("_keys"),
+            pl.col("text").str.contains(_SURROGATE).alias("_surrogate"),
+        )
+        .unnest("_d")
+    )
+
+
+def _is_clean(fields: tuple[str, ...]) -> pl.Expr:
+    """True where the per-record path surely converts the row, and to what we build."""
+    present = [pl.col(f).is_not_null() for f in fields]
+    looks_typed = [pl.col(f).is_not_null() & pl.col(f).str.contains(_COERCED) for f in fields]
+    has_prompt = (pl.col("instruction").str.contains(_NON_SPACE)
+                  | pl.col("input").fill_null("").str.contains(_NON_SPACE))
+    return (
+        pl.all_horizontal(pl.col(f).is_not_null() for f in _REQUIRED)
+        & ~pl.any_horizontal(looks_typed)
+        & (pl.col("_keys") == pl.sum_horizontal(present))
+        & ~pl.col("_surrogate")
+        & has_prompt
+        & pl.col("output").str.contains(_NON_SPACE)
+    ).fill_null(False)
+
+
+def _analysed(decoded: pl.LazyFrame, p: Plan) -> pl.LazyFrame:
+    """Per line: ``n``, whether it is clean, the texts the output needs, else its ``text``."""
+    fields = (*_REQUIRED, *_OPTIONAL, *p.extras)
+    clean = _is_clean(fields)
+    input_ = pl.col("input").fill_null("")
+    prompt = pl.when(input_ != "").then(pl.concat_str(pl.col("instruction"), pl.lit("\n"), input_))
+    return decoded.select(
+        "n",
+        clean.alias("_clean"),
+        prompt.otherwise(pl.col("instruction")).alias("_prompt"),
+        "output",
+        pl.when(pl.col("system") != "").then(pl.col("system")).alias("system"),
+        *p.extras,
+        pl.when(clean).then(None).otherwise(pl.col("text")).alias("text"),
+    )
+
+
+def _whole_file(p: Plan) -> pl.DataFrame:
+    """The whole file in one streaming query; raises if polars cannot decode every line."""
+    fields = (*_REQUIRED, *_OPTIONAL, *p.extras)
+    lines = pl.scan_lines(p.input, name="text", row_index_name="n", row_index_offset=1)
+    return _analysed(_decoded(lines, fields), p).collect(engine="streaming")
+
+
+def _blocks(path: Path, block_bytes: int) -> Iterator[tuple[int, list[bytes]]]:
+    """(first line number, lines) for blocks of whole lines; numbering as ``bytes.split``."""
+    line_no, carry = 1, b""
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(block_bytes)
+            if not chunk:
+                if carry:
+                    yield line_no, [carry]
+                return
+            buf = carry + chunk
+            cut = buf.rfind(b"\n")
+            if cut < 0:
+                carry = buf
+                continue
+            lines = buf[:cut].split(b"\n")
+            carry = buf[cut + 1:]
+            yield line_no, lines
+            line_no += len(lines)
+
+
+def _text_column(lines: list[bytes]) -> pl.Series:
+    """The lines as text; a line that is not UTF-8 becomes null (it goes per-record)."""
+    try:
+        return pl.Series("text", lines, dtype=pl.Binary).cast(pl.String)
+    except pl.exceptions.PolarsError:
+        texts = []
+        for line in lines:
+            try:
+                texts.append(line.decode("utf-8"))
+            except UnicodeDecodeError:
+                texts.append(None)
+        return pl.Series("text", texts, dtype=pl.String)
+
+
+def _unclean(frame: pl.DataFrame, p: Plan) -> pl.DataFrame:
+    """``_analysed``'s columns for lines that all go per-record."""
+    texts = ("_prompt", "output", "system", *p.extras)
+    return frame.select("n", pl.lit(False).alias("_clean"),
+                        *(pl.lit(None, pl.String).alias(c) for c in texts), "text")
+
+
+def _split_decoded(frame: pl.DataFrame, p: Plan) -> pl.DataFrame:
+    """``_analysed`` for a block, halving it until the lines polars cannot decode are alone."""
+    fields = (*_REQUIRED, *_OPTIONAL, *p.extras)
+    try:
+        return _analysed(_decoded(frame.lazy(), fields), p).collect()
+    except pl.exceptions.PolarsError:
+        if frame.height <= SMALLEST_SPLIT:
+            return _unclean(frame, p)
+        half = frame.height // 2
+        return pl.concat([_split_decoded(frame[:half], p), _split_decoded(frame[half:], p)])
+
+
+def _by_blocks(p: Plan, block_bytes: int) -> tuple[pl.DataFrame, dict[int, bytes]]:
+    """The slower route for files with lines polars rejects (bad JSON, bad UTF-8...).
+
+    Returns the ``_analysed`` frame and the raw bytes of the lines that are not UTF-8.
+    """
+    parts, not_utf8 = [], {}
+    for first, lines in _blocks(p.input, block_bytes):
+        frame = pl.DataFrame({"text": _text_column(lines)}).with_row_index("n", offset=first)
+        good = frame.filter(pl.col("text").is_not_null() & ~pl.col("text").str.contains(_BLANK))
+        parts.append(_split_decoded(good, p))
+        bad = frame.filter(pl.col("text").is_null())
+        if bad.height:
+            not_utf8.update((n, lines[n - first]) for n in bad["n"])
+            parts.append(_unclean(bad, p))
+    empty = pl.DataFrame({"n": pl.Series([], dtype=pl.UInt32), "text": pl.Series([], dtype=pl.String)})
+    return (pl.concat(parts) if parts else _unclean(empty, p)), not_utf8
+
+
+def _per_record(rows: list[RawRow], to: str, source: str):
+    """Lines through the per-record functions: ((line, output) pairs, read and write rejects)."""
+    from sftdata.convert import records_to_rows, rows_to_records
+    from sftdata.records import frame_from_records, records_from_frame
+
+    records, read_rejects = rows_to_records(rows, "alpaca", source)
+    records = records_from_frame(frame_from_records(records))
+    failed = {r["location"] for r in read_rejects}
+    numbers = [row.location for row in rows if row.error is None and row.location not in failed]
+    pairs, write_rejects = [], []
+    for number, record in zip(numbers, records, strict=True):
+        out_rows, rejected = records_to_rows([record], to)
+        pairs += [(number, dumps(r)) for r in out_rows]
+        write_rejects += rejected
+    return pairs, read_rejects, write_rejects
+
+
+def _output_frame(part: pl.DataFrame, to: str, columns: list[str]) -> pl.DataFrame:
+    """Clean rows of one shape as output rows: a fixed-length list of turns + columns."""
+    texts = ["system", "_prompt", "output"] if to == "openai" and "system" in columns else ["_prompt", "output"]
+    if to == "sharegpt":
+        name, keys, speakers = "conversations", ("from", "value"), ["human", "gpt"]
+    else:
+        name, keys = "messages", ("role", "content")
+        speakers = ["system", "user", "assistant"][3 - len(texts):]
+    values = part.select(pl.concat_list(texts).alias("v")).explode("v")["v"]
+    order = pl.int_range(0, values.len(), eager=True) % len(texts)
+    turns = pl.DataFrame({keys[0]: pl.Series(speakers).gather(order), keys[1]: values})
+    turns = turns.to_struct(name).reshape((-1, len(texts)))
+    kept = [c for c in columns if not (c == "system" and to == "openai")]
+    return pl.DataFrame([turns]).hstack(part.select(kept))
+
+
+def _write(result: pl.DataFrame, slow: list[tuple[int, str]], p: Plan, out) -> int:
+    """Write clean rows (grouped by which optional keys they have) and per-record rows in order."""
+    optional = ["system", *p.extras]
+    flags = [pl.col(c).is_not_null().alias(f"_has_{c}") for c in optional]
+    clean = result.filter("_clean").with_columns(flags)
+    parts = clean.partition_by([f"_has_{c}" for c in optional], maintain_order=True, as_dict=True) \
+        if clean.height else {}
+    frames = []
+    for key, part in parts.items():
+        columns = [c for c, has in zip(optional, key) if has]
+        frames.append((part["n"], _output_frame(part, p.to, columns)))
+    if len(frames) == 1 and not slow:
+        frames[0][1].write_ndjson(out)
+        return frames[0][1].height
+    lines = []
+    for numbers, frame in frames:
+        buf = io.BytesIO()
+        frame.write_ndjson(buf)
+        text = pl.scan_lines(buf.getvalue(), name="json").collect()["json"]
+        lines.append(pl.DataFrame({"n": numbers, "json": text}))
+    lines.append(pl.DataFrame(slow, schema={"n": result.schema["n"], "json": pl.String}, orient="row"))
+    merged = pl.concat(lines).sort("n")
+    if merged.height:
+        merged.select("json").write_csv(out, include_header=False, quote_style="never")
+    return merged.height
+
+
+def convert(p: Plan, progress: Progress | None = None, block_bytes: int = BLOCK_BYTES):
+    """Run a plan: write the output atomically; returns ``(rows_in, rows_out, rejects)``."""
+    try:
+        result, not_utf8 = _whole_file(p), {}
+    except pl.exceptions.PolarsError:
+        result, not_utf8 = _by_blocks(p, block_bytes)
+    result = result if result["n"].is_sorted() else result.sort("n")
+    slow = result.filter(~pl.col("_clean")).select("n", "text")
+    pairs: list[tuple[int, str]] = []
+    read_rejects: list[dict] = []
+    write_rejects: list[dict] = []
+    if slow.height:
+        rows = [_decode_line(n, (not_utf8[n] if text is None else text.encode()).rstrip(b"\r"))
+                for n, text in slow.iter_rows()]
+        pairs, read_rejects, write_rejects = _per_record(rows, p.to, p.source)
+    with atomic_path(p.output) as tmp, open(tmp, "wb") as out:
+        rows_out = _write(result, pairs, p, out)
+    if progress:
+        progress(result.height)
+    return result.height, rows_out, read_rejects + write_rejects
