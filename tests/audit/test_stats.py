@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import polars as pl
 import pytest
@@ -17,7 +19,8 @@ from tests.audit.conftest import rec, write_json
 
 
 def test_sources_turns_system_and_tools(small_frame):
-    stats = compute_stats(small_frame, sample_count=0)
+    stats = compute_stats(small_frame, sample_count=2)
+    json.dumps(stats)  # plain JSON types only: no numpy or polars values leak out
     assert stats["records"] == 6
     assert {s["source"]: s["records"] for s in stats["sources"]} == {"a.jsonl": 4, "b.jsonl": 1, "zh.json": 1}
     conv = stats["conversations"]
