@@ -12,7 +12,7 @@ import polars as pl
 from sftdata.audit import deps
 from sftdata.audit.columns import first_of_role, share
 from sftdata.errors import UserError
-from sftdata.steps.base import DETAIL, REASON
+from sftdata.steps.base import DETAIL
 
 log = logging.getLogger("sftdata.audit")
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as _dt
 import random
 import time
+from pathlib import Path
 from typing import Sequence
 
 import polars as pl
@@ -22,6 +23,7 @@ from sftdata.audit import quality
 from sftdata.audit.columns import char_count, derive, distribution, share, word_count
 from sftdata.audit.inputs import InputInfo
 from sftdata.audit.verbs import verb_object_stats
+from sftdata.errors import UserError
 from sftdata.records import records_from_frame
 
 STATS_VERSION = 1
@@ -57,8 +59,8 @@ def _token_lengths(texts: pl.Series, tokenizer) -> pl.Series:
 
 def load_tokenizer(path: str):
     """A tokenizer from a local folder (transformers imported only when asked for)."""
-    from sftdata.errors import UserError
-
+    if not Path(path).is_dir():
+        raise UserError(f"cannot load a tokenizer from {path}: not a folder (models load from disk only)")
     try:
         from transformers import AutoTokenizer
     except ImportError:
