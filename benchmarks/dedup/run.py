@@ -43,7 +43,7 @@ def run_ours(path: str, rows: int) -> dict:
 
     from sftdata.steps.dedup import NearDedup
 
-    frame = pl.read_parquet(path).head(rows)
+    frame = pl.scan_parquet(path).head(rows).collect()
     plants = json.loads(Path(path + ".plants.json").read_text())
     plants = {int(k): v for k, v in plants.items()}
     start = time.perf_counter()
@@ -58,10 +58,10 @@ def run_baseline(path: str, rows: int) -> dict:
     import polars as pl
     from datasketch import MinHash, MinHashLSH
 
-    from sftdata.steps.dedup import field_text
+    from sftdata.steps.dedup import field_series
 
-    frame = pl.read_parquet(path).head(rows)
-    texts = frame.select(field_text("both")).to_series().to_list()
+    frame = pl.scan_parquet(path).head(rows).collect()
+    texts = field_series(frame, "both").to_list()
     plants = {int(k): v for k, v in json.loads(Path(path + ".plants.json").read_text()).items()}
     start = time.perf_counter()
     lsh = MinHashLSH(threshold=0.7, num_perm=128)

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sftdata.errors import UserError
 from sftdata.steps import minhash as mh
 from sftdata.steps.base import Step, split_by_reason
-from sftdata.steps.dedup import Fields, field_text
+from sftdata.steps.dedup import Fields, field_series, field_text
 from sftdata.steps.registry import register
 
 
@@ -107,7 +107,7 @@ class Decontaminate(Step):
         p = self.params
         index = EvalIndex(p)
         details: list[str | None] = [None] * frame.height
-        texts = frame.select(field_text(p.fields)).to_series()
+        texts = field_series(frame, p.fields)
         chunk = 50_000
         for begin in range(0, frame.height, chunk):
             hashes, offsets = mh.token_hashes(texts.slice(begin, chunk))

@@ -54,6 +54,14 @@ def field_text(fields: str) -> pl.Expr:
     return turns_text(["user", "assistant", "tool"])
 
 
+def field_series(frame: pl.DataFrame, fields: str, chunk: int = 100_000) -> pl.Series:
+    """``field_text`` evaluated slice by slice: the list expressions behind it need
+    several times the text's size in scratch memory, so slices keep the peak small."""
+    parts = [frame.slice(start, chunk).select(field_text(fields)).to_series()
+             for start in range(0, frame.height, chunk)]
+    return pl.concat(parts) if parts else pl.Series("text", [], dtype=pl.String)
+
+
 def keep_rank(frame: pl.DataFrame, text: pl.Series, keep: str, score_field: str) -> np.ndarray:
     """rank[i] = position of row i in keep order (0 = the first to survive)."""
     idx = np.arange(frame.height)
@@ -116,7 +124,7 @@ class ExactDedup(Step):
 
     def run(self, frame: pl.DataFrame):
         p = self.params
-        text = frame.select(field_text(p.fields)).to_series()
+        text = field_series(frame, p.fields)
         rank = keep_rank(frame, text, p.keep, p.score_field)
         keyed = pl.DataFrame({"key": exact_key(text),
                               "idx": np.arange(frame.height), "rank": rank})
@@ -245,7 +253,7 @@ class NearDedup(Step):
 
     def run(self, frame: pl.DataFrame):
         p = self.params
-        text = frame.select(field_text(p.fields)).to_series()
+        text = field_series(frame, p.fields)
         rank = keep_rank(frame, text, p.keep, p.score_field)
         sig, has = compute_signatures(text, p)
         dup_of, dup_sim = near_duplicates(sig, has, rank, p)

@@ -79,6 +79,18 @@ def default_filter_steps() -> list[Step]:
     return steps_from_config(yaml.safe_load(body), DEFAULT_CONFIG)
 
 
+def with_text_cache(frame: pl.DataFrame, chunk: int = 100_000) -> pl.DataFrame:
+    """``frame`` plus the prompt and response columns every filter reads, computed slice
+    by slice (the list expressions need several times the text's size in scratch)."""
+    from sftdata.steps.filters_text import text
+
+    exprs = [text("prompt").alias(CACHE["prompt"]), text("response").alias(CACHE["response"])]
+    parts = [frame.slice(start, chunk).select(exprs) for start in range(0, frame.height, chunk)]
+    if not parts:
+        return frame.with_columns(exprs)
+    return pl.concat([frame, pl.concat(parts)], how="horizontal")
+
+
 def run_steps(
     frame: pl.DataFrame, steps: list[Step]
 ) -> tuple[pl.DataFrame, list[dict], list[StepReport]]:
@@ -87,10 +99,7 @@ def run_steps(
     The prompt and response texts are computed once and cached as columns that every
     filter reads, then dropped from the result.
     """
-    from sftdata.steps.filters_text import text
-
-    work = frame.with_columns(text("prompt").alias(CACHE["prompt"]),
-                              text("response").alias(CACHE["response"]))
+    work = with_text_cache(frame)
     rejects, reports = [], []
     for step in steps:
         result = step(work)
@@ -126,10 +135,7 @@ class DefaultFilters(Step):
 
     def run(self, frame: pl.DataFrame):
         steps = load_filter_config(self.params.config) if self.params.config else default_filter_steps()
-        from sftdata.steps.filters_text import text
-
-        work = frame.with_columns(text("prompt").alias(CACHE["prompt"]),
-                                  text("response").alias(CACHE["response"]))
+        work = with_text_cache(frame)
         dropped = []
         for step in steps:
             kept, rejected = step.run(work)

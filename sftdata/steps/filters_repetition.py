@@ -19,11 +19,12 @@ import polars as pl
 from pydantic import Field
 
 from sftdata.steps import minhash as mh
-from sftdata.steps.filters_text import ExprFilter, _Strict, first_reason, text
+from sftdata.steps.filters_text import ExprFilter, _Strict, first_reason, on_rows, text
 from sftdata.steps.registry import register
 
 _CHUNK = 1 << 15  # records per chunk: the record number takes the top 16 bits of a key
 _LOW = np.uint64(0xFFF)  # 12 low bits: an n-gram's character length, or its position
+_SENTINEL = np.uint64(0xFFFF << 48)  # above every record number a chunk can hold
 
 
 class RepetitionParams(_Strict):
@@ -45,6 +46,21 @@ def _runs(sorted_keys: np.ndarray, shift: int) -> tuple[np.ndarray, np.ndarray]:
     return starts, np.diff(np.append(starts, len(groups)))
 
 
+def _invalid_windows(offsets: np.ndarray, count: np.ndarray, n: int, width: int) -> np.ndarray:
+    """Windows that start in the last n-1 tokens of their record (they cross into the next)."""
+    invalid = np.zeros(width, dtype=bool)
+    for k in range(1, n):
+        ends = offsets[1:][count >= k] - k
+        invalid[ends[ends < width]] = True
+    return invalid
+
+
+def _unique_sentinels(keys: np.ndarray, mask: np.ndarray) -> None:
+    """Give masked keys distinct values (also after dropping the 12 low bits) above every
+    real key, so they never form runs."""
+    keys[mask] = _SENTINEL + (np.arange(int(mask.sum()), dtype=np.uint64) << np.uint64(12))
+
+
 def ngram_fracs(tokens, lengths_chars, offsets, top: list[int], dup: list[int]) -> dict:
     """{("top"|"dup", n): per-record character fraction} for one chunk of records."""
     nrec = len(offsets) - 1
@@ -54,28 +70,34 @@ def ngram_fracs(tokens, lengths_chars, offsets, top: list[int], dup: list[int]) 
     np.cumsum(lengths_chars, out=cs[1:])
     total_chars = np.maximum(cs[offsets[1:]] - cs[offsets[:-1]], 1)
     rec = np.repeat(np.arange(nrec, dtype=np.uint64), count)
-    pos = np.arange(total_tokens) - offsets[:-1][rec.astype(np.int64)]
+    pos = np.arange(total_tokens, dtype=np.int64) - np.repeat(offsets[:-1], count)
+    rec_high = rec << np.uint64(48)
     out = {}
     for kind, n in [("top", n) for n in top] + [("dup", n) for n in dup]:
         width = total_tokens - n + 1
         if width <= 0:
             out[(kind, n)] = np.zeros(nrec)
             continue
-        h = mh.window_hashes(tokens, n)
-        valid = pos[:width] + n <= count[rec[:width].astype(np.int64)]
-        starts = np.flatnonzero(valid)
-        body = (rec[starts] << np.uint64(48)) | ((h[starts] >> np.uint64(28)) << np.uint64(12))
+        keys = mh.window_hashes(tokens, n, mix=False)
+        keys >>= np.uint64(28)
+        keys <<= np.uint64(12)
+        keys |= rec_high[:width]
+        invalid = _invalid_windows(offsets, count, n, width)
         if kind == "top":
-            chars = np.minimum(cs[starts + n] - cs[starts], 4095).astype(np.uint64)
-            keys = np.sort(body | chars)
+            keys |= np.minimum(cs[n : n + width] - cs[:width], 4095).astype(np.uint64)
+            _unique_sentinels(keys, invalid)
+            keys.sort()
             run_start, run_len = _runs(keys, 0)
-            value = np.where(run_len > 1, run_len * (keys[run_start] & _LOW).astype(np.int64), 0)
+            hit = run_len > 1
+            first = keys[run_start[hit]]
             best = np.zeros(nrec, dtype=np.int64)
-            np.maximum.at(best, (keys[run_start] >> np.uint64(48)).astype(np.int64), value)
+            np.maximum.at(best, (first >> np.uint64(48)).astype(np.int64),
+                          run_len[hit] * (first & _LOW).astype(np.int64))
             out[(kind, n)] = best / total_chars
         else:
-            keep = pos[starts] < 4096
-            keys = np.sort(body[keep] | pos[starts][keep].astype(np.uint64))
+            keys |= np.minimum(pos[:width], 4095).astype(np.uint64)
+            _unique_sentinels(keys, invalid | (pos[:width] >= 4096))
+            keys.sort()
             run_start, _ = _runs(keys, 12)
             repeat = np.ones(len(keys), dtype=bool)
             repeat[run_start] = False  # the first occurrence of each n-gram is not a repeat
@@ -149,7 +171,9 @@ class RepetitionFilter(ExprFilter):
         if p.max_dup_line_char_frac is not None:
             frac = dup_chars / pl.max_horizontal(t.str.len_chars(), 1)
             pairs.append((frac > p.max_dup_line_char_frac, "dup_line_chars"))
-        reason = first_reason(pairs)
+        # Line checks only matter where there are several lines.
+        raw = text(p.side, frame)
+        reason = on_rows(frame, raw.str.count_matches("\n") >= 1, first_reason(pairs))
         if p.top_ngram or p.dup_ngram:
             ngram = self._ngram_reasons(frame.select(t).to_series())
             reason = pl.coalesce(reason, pl.lit(ngram))

@@ -49,6 +49,16 @@ def first_reason(pairs: list[tuple[pl.Expr, str]]) -> pl.Expr:
     return chain.otherwise(pl.lit(None, dtype=pl.String))
 
 
+def on_rows(frame: pl.DataFrame, mask: pl.Expr, expr: pl.Expr, dtype=pl.String) -> pl.Expr:
+    """``expr`` evaluated only on the rows where ``mask`` holds (null elsewhere): the
+    costly checks then run on the few candidate rows, not on millions."""
+    rows = frame.select(mask.fill_null(False)).to_series()
+    out = pl.Series("x", [None] * frame.height, dtype=dtype)
+    if rows.any():
+        out = out.scatter(rows.arg_true(), frame.filter(rows).select(expr.cast(dtype)).to_series())
+    return pl.lit(out)
+
+
 class ExprFilter(Filter):
     """A filter whose reasons are one polars expression (``expr``)."""
 
@@ -95,16 +105,26 @@ class LengthFilter(ExprFilter):
     Params = LengthParams
     reason_codes = ("too_short:<side>_<unit>", "too_long:<side>_<unit>")
 
-    def _counts(self, frame: pl.DataFrame, side: str) -> pl.Expr:
+    def _counts(self, frame: pl.DataFrame, side: str, lo, hi) -> pl.Expr:
         p = self.params
+        t = text(side, frame)
         if p.unit == "chars":
-            return text(side, frame).str.len_chars()
+            return t.str.len_chars()
         if p.unit == "tokens" and p.tokenizer:
-            counts = _token_counts(frame.select(text(side, frame)).to_series(), p.tokenizer)
+            counts = _token_counts(frame.select(t).to_series(), p.tokenizer)
             if counts is not None:
                 return pl.lit(counts)
             log.warning("transformers is not installed: counting words instead of tokens")
-        return text(side, frame).str.count_matches(WORD_PATTERN)
+        # A word has at least one character, so words <= chars: rows whose character
+        # count already settles both bounds need no word count (most rows).
+        chars = t.str.len_chars()
+        needed = pl.lit(False)
+        if hi is not None:
+            needed = needed | (chars > hi)
+        if lo is not None and lo > 1:
+            needed = needed | (chars >= lo)
+        words = on_rows(frame, needed, t.str.count_matches(WORD_PATTERN), pl.UInt32)
+        return pl.coalesce(words, chars)
 
     def expr(self, frame: pl.DataFrame) -> pl.Expr:
         p = self.params
@@ -114,8 +134,10 @@ class LengthFilter(ExprFilter):
             lo, hi = getattr(p, f"min_{side}"), getattr(p, f"max_{side}")
             if lo is None and hi is None:
                 continue
-            n = self._counts(frame, side)
-            if lo is not None:
+            n = self._counts(frame, side, lo, hi)
+            if lo == 1 and unit == "words":
+                pairs.append((~text(side, frame).str.contains(WORD_PATTERN), f"too_short:{side}_{unit}"))
+            elif lo is not None:
                 pairs.append((n < lo, f"too_short:{side}_{unit}"))
             if hi is not None:
                 pairs.append((n > hi, f"too_long:{side}_{unit}"))
@@ -162,12 +184,16 @@ class EchoFilter(ExprFilter):
     reason_codes = ("output_equals_input", "response_repeats_prompt")
 
     def expr(self, frame: pl.DataFrame) -> pl.Expr:
-        prompt, response = folded(text("prompt", frame)), folded(text("response", frame))
-        return first_reason([
+        # Only responses at most about twice as long as their prompt can echo it (folding
+        # removes punctuation and spaces only); the folding runs on those rows alone.
+        raw_p, raw_r = text("prompt", frame), text("response", frame)
+        candidate = raw_r.str.len_chars() <= 2 * raw_p.str.len_chars() + 16
+        prompt, response = folded(raw_p), folded(raw_r)
+        return on_rows(frame, candidate, first_reason([
             ((response == prompt) & (response != ""), "output_equals_input"),
             ((response.str.len_chars() >= self.params.min_repeat_chars)
              & prompt.str.contains(response, literal=True), "response_repeats_prompt"),
-        ])
+        ]))
 
 
 HTML_TAG = (r"(?i)</?(?:p|div|span|br|hr|a|b|i|u|em|strong|font|center|li|ul|ol|table|tr|td|th"
@@ -231,7 +257,7 @@ SYMBOL = (r"[[\p{S}\p{Pc}\p{Pd}\p{Po}]&&[^\p{Extended_Pictographic}.,:;!?'\"ã€ã
 
 
 class SymbolParams(_Strict):
-    max_ratio: float = Field(0.3, gt=0, le=1, description="Most symbol characters (see SYMBOL: not letters, digits, emoji, quotes, brackets or sentence punctuation) as a share of all non-space characters.")
+    max_ratio: float = Field(0.3, gt=0, le=1, description="Most symbol characters (see SYMBOL: not letters, digits, emoji, quotes, brackets or sentence punctuation) as a share of all characters.")
     min_chars: int = Field(20, ge=1, description="Texts shorter than this are not checked (a short '2+2=4' is fine).")
 
 
@@ -248,7 +274,7 @@ class SymbolRatioFilter(ExprFilter):
         pairs = []
         for side in ("prompt", "response"):
             t = text(side, frame)
-            chars = t.str.len_chars() - t.str.count_matches(r"\s")
+            chars = t.str.len_chars()
             symbols = t.str.count_matches(SYMBOL)
             ratio = symbols / pl.max_horizontal(chars, 1)
             pairs.append(((chars >= self.params.min_chars) & (ratio > self.params.max_ratio),

@@ -235,12 +235,13 @@ def lsh_pairs(
     return np.stack([codes // n, codes % n], axis=1)
 
 
-def window_hashes(tokens: np.ndarray, n: int) -> np.ndarray:
+def window_hashes(tokens: np.ndarray, n: int, mix: bool = True) -> np.ndarray:
     """The rolling hash of every ``n``-token window of the flat token array (windows may
-    cross record boundaries: callers mask those out). Same formula as ``ngram_hashes``."""
+    cross record boundaries: callers mask those out). Same formula as ``ngram_hashes``;
+    ``mix=False`` skips the finaliser when only equality matters."""
     width = len(tokens) - n + 1
     h = tokens[:width].copy()
     for k in range(1, n):
         h *= _M1
         h += tokens[k : k + width]
-    return splitmix(h)
+    return splitmix(h) if mix else h
