@@ -51,8 +51,13 @@ _OPTIONAL = ("input", "system")
 _RESERVED = {"sharegpt": {"conversations", "system", "tools"}, "openai": {"messages", "tools"}}
 _SIMPLE_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\- ]{0,63}")
 
-_PY_SPACE = "".join(chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace())
-_NON_SPACE = "[^\\s" + "".join(f"\\x{{{ord(c):x}}}" for c in _PY_SPACE) + "]"
+# A text is non-empty for the per-record path when ``str.strip`` leaves something.
+# Every character Python counts as whitespace lies in the BMP (Unicode 15); the regex
+# class ``\s`` is Unicode White_Space, and the characters only Python strips are added.
+_PY_SPACE = "".join(chr(c) for c in range(0x10000) if chr(c).isspace())
+_WHITE_SPACE = "\t\n\x0b\x0c\r \x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000" + "".join(
+    chr(c) for c in range(0x2000, 0x200B))
+_NON_SPACE = "[^\\s" + "".join(f"\\x{{{ord(c):x}}}" for c in _PY_SPACE if c not in _WHITE_SPACE) + "]"
 _COERCED = r"^(?:[-+]?[0-9][0-9.eE+\-]*|true|false|null)$|^[\[{]"
 _KEY_END = r'"[ \t\r\n]*:'
 _SURROGATE = r"\\u[dD][89a-fA-F]"
@@ -158,32 +163,54 @@ def _analysed(decoded: pl.LazyFrame, p: Plan) -> pl.LazyFrame:
     )
 
 
-def _whole_file(p: Plan) -> pl.DataFrame:
-    """The whole file in one streaming query; raises if polars cannot decode every line."""
-    fields = (*_REQUIRED, *_OPTIONAL, *p.extras)
-    lines = pl.scan_lines(p.input, name="text", row_index_name="n", row_index_offset=1)
-    return _analysed(_decoded(lines, fields), p).collect(engine="streaming")
+def _blocks(path: Path, block_bytes: int) -> Iterator[tuple[int, bytes, int]]:
+    """(first line number, data, line count) for consecutive blocks of whole lines.
 
-
-def _blocks(path: Path, block_bytes: int) -> Iterator[tuple[int, list[bytes]]]:
-    """(first line number, lines) for blocks of whole lines; numbering as ``bytes.split``."""
-    line_no, carry = 1, b""
+    ``data`` starts at a line start and holds ``count`` whole lines, possibly followed by
+    the start of the next line (read again by the next block: no copy). Line numbers are
+    those of ``bytes.split(b"\\n")`` over the whole file, as in ``read_rows``.
+    """
+    line_no = 1
     with open(path, "rb") as f:
         while True:
-            chunk = f.read(block_bytes)
-            if not chunk:
-                if carry:
-                    yield line_no, [carry]
+            start = f.tell()
+            data = f.read(block_bytes)
+            if not data:
                 return
-            buf = carry + chunk
-            cut = buf.rfind(b"\n")
-            if cut < 0:
-                carry = buf
+            cut = data.rfind(b"\n") + 1
+            at_end = len(data) < block_bytes
+            if at_end or cut == len(data):
+                yield line_no, data, data.count(b"\n") + (cut < len(data))
+                if at_end:
+                    return
+            elif cut == 0:
+                block_bytes *= 2  # a line longer than a block
+                f.seek(start)
                 continue
-            lines = buf[:cut].split(b"\n")
-            carry = buf[cut + 1:]
-            yield line_no, lines
-            line_no += len(lines)
+            else:
+                f.seek(start + cut)
+                yield line_no, data, data.count(b"\n", 0, cut)
+            line_no += data.count(b"\n", 0, cut)
+
+
+def _analyse_block(first: int, data: bytes, count: int, p: Plan) -> tuple[pl.DataFrame, dict[int, bytes]]:
+    """``_analysed`` for a block, and the raw bytes of its lines that are not UTF-8.
+
+    One streaming query when polars can decode every line; otherwise the lines are split
+    in Python and the block is halved until the lines polars rejects are isolated.
+    """
+    fields = (*_REQUIRED, *_OPTIONAL, *p.extras)
+    try:
+        lines = pl.scan_lines(data, name="text", row_index_name="n", row_index_offset=first, n_rows=count)
+        return _analysed(_decoded(lines, fields), p).collect(engine="streaming"), {}
+    except pl.exceptions.PolarsError:
+        pass
+    raw = data.split(b"\n", count)[:count]
+    frame = pl.DataFrame({"text": _text_column(raw)}).with_row_index("n", offset=first)
+    good = frame.filter(pl.col("text").is_not_null() & ~pl.col("text").str.contains(_BLANK))
+    bad = frame.filter(pl.col("text").is_null())
+    not_utf8 = {n: raw[n - first] for n in bad["n"]}
+    return pl.concat([_split_decoded(good, p), _unclean(bad, p)]).sort("n"), not_utf8
 
 
 def _text_column(lines: list[bytes]) -> pl.Series:
@@ -217,24 +244,6 @@ def _split_decoded(frame: pl.DataFrame, p: Plan) -> pl.DataFrame:
             return _unclean(frame, p)
         half = frame.height // 2
         return pl.concat([_split_decoded(frame[:half], p), _split_decoded(frame[half:], p)])
-
-
-def _by_blocks(p: Plan, block_bytes: int) -> tuple[pl.DataFrame, dict[int, bytes]]:
-    """The slower route for files with lines polars rejects (bad JSON, bad UTF-8...).
-
-    Returns the ``_analysed`` frame and the raw bytes of the lines that are not UTF-8.
-    """
-    parts, not_utf8 = [], {}
-    for first, lines in _blocks(p.input, block_bytes):
-        frame = pl.DataFrame({"text": _text_column(lines)}).with_row_index("n", offset=first)
-        good = frame.filter(pl.col("text").is_not_null() & ~pl.col("text").str.contains(_BLANK))
-        parts.append(_split_decoded(good, p))
-        bad = frame.filter(pl.col("text").is_null())
-        if bad.height:
-            not_utf8.update((n, lines[n - first]) for n in bad["n"])
-            parts.append(_unclean(bad, p))
-    empty = pl.DataFrame({"n": pl.Series([], dtype=pl.UInt32), "text": pl.Series([], dtype=pl.String)})
-    return (pl.concat(parts) if parts else _unclean(empty, p)), not_utf8
 
 
 def _per_record(rows: list[RawRow], to: str, source: str):
@@ -299,21 +308,22 @@ def _write(result: pl.DataFrame, slow: list[tuple[int, str]], p: Plan, out) -> i
 
 def convert(p: Plan, progress: Progress | None = None, block_bytes: int = BLOCK_BYTES):
     """Run a plan: write the output atomically; returns ``(rows_in, rows_out, rejects)``."""
-    try:
-        result, not_utf8 = _whole_file(p), {}
-    except pl.exceptions.PolarsError:
-        result, not_utf8 = _by_blocks(p, block_bytes)
-    result = result if result["n"].is_sorted() else result.sort("n")
-    slow = result.filter(~pl.col("_clean")).select("n", "text")
-    pairs: list[tuple[int, str]] = []
+    rows_in = rows_out = 0
     read_rejects: list[dict] = []
     write_rejects: list[dict] = []
-    if slow.height:
-        rows = [_decode_line(n, (not_utf8[n] if text is None else text.encode()).rstrip(b"\r"))
-                for n, text in slow.iter_rows()]
-        pairs, read_rejects, write_rejects = _per_record(rows, p.to, p.source)
     with atomic_path(p.output) as tmp, open(tmp, "wb") as out:
-        rows_out = _write(result, pairs, p, out)
-    if progress:
-        progress(result.height)
-    return result.height, rows_out, read_rejects + write_rejects
+        for first, data, count in _blocks(p.input, block_bytes):
+            result, not_utf8 = _analyse_block(first, data, count, p)
+            slow = result.filter(~pl.col("_clean")).select("n", "text")
+            pairs: list[tuple[int, str]] = []
+            if slow.height:
+                rows = [_decode_line(n, (not_utf8[n] if text is None else text.encode()).rstrip(b"\r"))
+                        for n, text in slow.iter_rows()]
+                pairs, rr, wr = _per_record(rows, p.to, p.source)
+                read_rejects += rr
+                write_rejects += wr
+            rows_out += _write(result, pairs, p, out)
+            rows_in += result.height
+            if progress:
+                progress(result.height)
+    return rows_in, rows_out, read_rejects + write_rejects
