@@ -105,8 +105,14 @@ SENTENCES = [  # (present, past)
 DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 
 
-def pair(instruction: str, output: str, input: str = "") -> dict:
-    return {"instruction": instruction, "input": input, "output": output}
+def pair(instruction: str, output: str, input: str = "", category: str = "") -> dict:
+    return {"instruction": instruction, "input": input, "output": output, "category": category}
+
+
+def tagged(category: str, rows: list[dict]) -> list[dict]:
+    """Set the ``category`` of rows (kept in each record's meta; the benchmark holds out
+    whole categories so its general held-out set has templates training never saw)."""
+    return [{**row, "category": category} for row in rows]
 
 
 def arithmetic(rng: random.Random) -> list[dict]:
@@ -166,29 +172,29 @@ def words(rng: random.Random) -> list[dict]:
 
 
 def facts(rng: random.Random) -> list[dict]:
-    out = []
+    capitals, definitions, knowledge = [], [], []
     for country, capital in CAPITALS.items():
-        out.append(pair(f"What is the capital of {country}?", f"The capital of {country} is {capital}."))
-        out.append(pair(f"{capital} is the capital of which country?",
-                        f"{capital} is the capital of {country}."))
+        capitals.append(pair(f"What is the capital of {country}?", f"The capital of {country} is {capital}."))
+        capitals.append(pair(f"{capital} is the capital of which country?",
+                             f"{capital} is the capital of {country}."))
     for term, meaning in DEFINITIONS.items():
         first = term.capitalize() if term in MASS_NOUNS else f"A{'n' * (term[0] in 'aeiou')} {term}"
-        out.append(pair(f"Define the word \"{term}\".", f"{first} is {meaning}."))
+        definitions.append(pair(f"Define the word \"{term}\".", f"{first} is {meaning}."))
         if term in MASS_NOUNS:
-            out.append(pair(f"What is {term}? Answer in one sentence.", f"{term.capitalize()} is {meaning}."))
+            definitions.append(pair(f"What is {term}? Answer in one sentence.", f"{term.capitalize()} is {meaning}."))
         else:
             article = "an" if term[0] in "aeiou" else "a"
-            out.append(pair(f"What is {article} {term}? Answer in one sentence.",
-                            f"{article.capitalize()} {term} is {meaning}."))
+            definitions.append(pair(f"What is {article} {term}? Answer in one sentence.",
+                                    f"{article.capitalize()} {term} is {meaning}."))
     for word, opposite in ANTONYMS.items():
-        out.append(pair(f"What is the opposite of \"{word}\"?", f"The opposite of \"{word}\" is \"{opposite}\"."))
+        definitions.append(pair(f"What is the opposite of \"{word}\"?", f"The opposite of \"{word}\" is \"{opposite}\"."))
     for animal, young in YOUNG.items():
-        out.append(pair(f"What is a baby {animal} called?", f"A baby {animal} is called a {young}."))
+        knowledge.append(pair(f"What is a baby {animal} called?", f"A baby {animal} is called a {young}."))
     for name, symbol in ELEMENTS.items():
-        out.append(pair(f"What is the chemical symbol for {name}?", f"The chemical symbol for {name} is {symbol}."))
+        knowledge.append(pair(f"What is the chemical symbol for {name}?", f"The chemical symbol for {name} is {symbol}."))
     for i, day in enumerate(DAYS):
-        out.append(pair(f"What day comes after {day}?", f"The day after {day} is {DAYS[(i + 1) % 7]}."))
-    return out
+        knowledge.append(pair(f"What day comes after {day}?", f"The day after {day} is {DAYS[(i + 1) % 7]}."))
+    return tagged("capitals", capitals) + tagged("vocabulary", definitions) + tagged("knowledge", knowledge)
 
 
 def rewriting(rng: random.Random) -> list[dict]:
@@ -204,7 +210,8 @@ def rewriting(rng: random.Random) -> list[dict]:
 
 def main() -> None:
     rng = random.Random(20261123)
-    rows = arithmetic(rng) + conversions(rng) + words(rng) + facts(rng) + rewriting(rng)
+    rows = (tagged("arithmetic", arithmetic(rng)) + tagged("conversion", conversions(rng))
+            + tagged("words", words(rng)) + facts(rng) + tagged("rewriting", rewriting(rng)))
     unique = list({json.dumps(r, sort_keys=True): r for r in rows}.values())
     rng.shuffle(unique)
     OUT.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in unique), encoding="utf-8")

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
+import subprocess
+import sys
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -180,6 +184,15 @@ def test_apportion_never_misses_by_a_record():
         assert all(abs(c - total * s) < 1 for c, s in zip(counts, shares))
 
 
+@pytest.mark.parametrize("module", ["sftdata.steps.mix", "sftdata.cli.mix_command"])
+def test_docstring_examples(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.attempted > 0 and result.failed == 0
+
+
 def write_jsonl(path, rows):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
@@ -250,3 +263,29 @@ def test_cli_errors_are_one_line(tmp_path, cli):
     result = cli("mix", "-o", tmp_path / "o.jsonl", "-s", a, "--cap", "a=lots")
     assert result.exit_code == 2 and "NAME=N" in result.stderr
     assert not (tmp_path / "o.jsonl").exists()
+
+
+BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "forgetting" / "run.py"
+
+
+@pytest.mark.slow
+def test_forgetting_benchmark_smallest_configuration(tmp_path):
+    """The benchmark script end to end on the real bundled model, in its tiny configuration."""
+    pytest.importorskip("torch")
+    pytest.importorskip("peft")
+    pytest.importorskip("matplotlib")
+    if not BENCHMARK.is_file():
+        pytest.skip("benchmarks/ not beside this copy of the tests")
+    done = subprocess.run([sys.executable, str(BENCHMARK), "--smallest", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert [r["general_share"] for r in results["runs"]] == [0.0, 0.5]
+    for run in results["runs"]:
+        assert run["steps"] == results["settings"]["steps"]
+        assert all(math.isfinite(v) and v > 0 for v in run["after"].values())
+        # The mix fed to the trainer had the asked-for share of general records.
+        assert run["taken"]["general"] == round(run["general_share"] * results["settings"]["records"])
+    table = (tmp_path / "results.md").read_text()
+    assert "| 50% |" in table and "forgetting" in table
+    assert (tmp_path / "forgetting.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
