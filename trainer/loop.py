@@ -187,7 +187,8 @@ def train(config: TrainConfig | dict) -> TrainResult:
         seconds = time.perf_counter() - t0
         row = {"step": step, "epoch": round(epoch + window_pos / len(epoch_windows), 4),
                "loss": round(loss_value, 6), "lr": lr, "grad_norm": round(float(grad_norm), 6),
-               "trained_tokens": trained_tokens, "tokens_per_s": round(step_tokens / seconds, 2)}
+               "trained_tokens": trained_tokens, "tokens_per_s": round(step_tokens / seconds, 2),
+               "step_seconds": round(seconds, 4)}
         if cfg.eval_every and step % cfg.eval_every == 0 and step < total_steps:
             row["eval_loss"] = eval_loss()
         if main and (step % cfg.log_every == 0 or "eval_loss" in row or step == total_steps):
