@@ -28,6 +28,11 @@ sys.path.insert(0, str(HERE))
 
 
 def _peak_mib() -> float:
+    """This process's peak resident memory (VmHWM). Not ru_maxrss: on Linux that is
+    inherited from the parent across fork/exec, so a child would report the parent's."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -175,3 +175,15 @@ def test_bands_rows_validation():
     assert NearDedupParams(bands=16, rows=8).band_layout() == (16, 8)
     bands, rows = NearDedupParams(threshold=0.8).band_layout()
     assert bands * rows <= 128
+
+
+@pytest.mark.parametrize("unit, ngram", [("word", 3), ("char", 5)])
+def test_cjk_near_duplicates_by_character_shingles(unit, ngram):
+    base = ("细胞理论是生物科学的一个理论，它认为所有生命体都是由微小的基本单元细胞所构成。这是生物学的一个基础理论，"
+            "认为细胞是所有生物的基本结构和功能单位，所有的生物都是由一个或多个细胞组成。")
+    near = base.replace("微小的", "微小").replace("。这是", "。 这是")
+    other = "日心说是指太阳是太阳系的中心，也就是说，行星围绕太阳旋转的理论。这个理论打破了传统的地心说观点。"
+    result = NearDedup(fields="response", unit=unit, ngram=ngram)(
+        frame_of([("q", base), ("q", near), ("q", other)]))
+    assert result.rejected["id"].to_list() == ["r1"]
+    assert json.loads(result.rejected["detail"][0])["duplicate_of"] == "r0"

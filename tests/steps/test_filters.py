@@ -203,3 +203,26 @@ def test_default_filters_step_matches_run_steps(realworld):
     result = build_step("default_filters")(frame)
     assert result.kept["id"].to_list() == kept["id"].to_list()
     assert sorted(result.rejected["reason"].to_list()) == sorted(r["reason"] for r in rejects)
+
+
+@pytest.mark.slow
+def test_token_unit_with_the_bundled_tokenizer():
+    """With transformers and a named tokenizer, lengths are real tokenizer tokens."""
+    pytest.importorskip("transformers")
+    from sftdata.local_model import bundled_model_dir, load_tokenizer
+
+    folder = str(bundled_model_dir())
+    response = "Tokenizers split uncommon words like antidisestablishmentarianism into pieces."
+    n = len(load_tokenizer(folder)(response, add_special_tokens=False)["input_ids"])
+    words = len(response.split())
+    assert n != words
+    pairs = [("q", response)]
+    assert reasons("length", pairs, unit="tokens", tokenizer=folder, max_response=n) == [None]
+    assert reasons("length", pairs, unit="tokens", tokenizer=folder, max_response=n - 1) == [
+        "too_long:response_tokens"]
+
+
+def test_unknown_tokenizer_is_a_user_error():
+    pytest.importorskip("transformers")
+    with pytest.raises(UserError, match="tokenizer"):
+        reasons("length", [("q", "a b")], unit="tokens", tokenizer="/no/such/tokenizer", max_response=5)
