@@ -43,7 +43,7 @@ from sftdata.io import RawRow, _decode_line, atomic_path, dumps, extension
 from sftdata.records import HINTS_KEY
 
 TARGETS = ("sharegpt", "openai")
-BLOCK_BYTES = 64 << 20
+BLOCK_BYTES = 16 << 20  # small enough for the allocator to reuse memory between blocks
 SMALLEST_SPLIT = 256  # below this many lines a block that fails to decode goes per-record
 _REQUIRED = ("instruction", "output")
 _OPTIONAL = ("input", "system")
@@ -59,8 +59,8 @@ _WHITE_SPACE = "\t\n\x0b\x0c\r \x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000" + "
     chr(c) for c in range(0x2000, 0x200B))
 _NON_SPACE = "[^\\s" + "".join(f"\\x{{{ord(c):x}}}" for c in _PY_SPACE if c not in _WHITE_SPACE) + "]"
 _COERCED = r"^(?:[-+]?[0-9][0-9.eE+\-]*|true|false|null)$|^[\[{]"
-_KEY_END = r'"[ \t\r\n]*:'
-_SURROGATE = r"\\u[dD][89a-fA-F]"
+# Key ends, plus escapes of lone surrogates (which only add to the count: see above).
+_KEY_END = r'"[ \t\r\n]*:|\\u[dD][89a-fA-F]'
 _BLANK = r"^[ \t\n\r\x0b\x0c]*$"  # bytes.strip() whitespace: such lines are skipped
 
 Progress = Callable[[int], None]
@@ -117,14 +117,13 @@ def plan(input: os.PathLike, output: os.PathLike, to: str, fmt: str | None = Non
 
 
 def _decoded(lf: pl.LazyFrame, fields: tuple[str, ...]) -> pl.LazyFrame:
-    """Non-blank lines (``n``, ``text``) with the decoded fields, key count and surrogate flag."""
+    """Non-blank lines (``n``, ``text``) with the decoded fields and the key count."""
     dtype = pl.Struct({f: pl.String for f in fields})
     return (
         lf.filter(~pl.col("text").str.contains(_BLANK))
         .with_columns(
             pl.col("text").str.json_decode(dtype).alias("_d"),
             pl.col("text").str.count_matches(_KEY_END).alias("_keys"),
-            pl.col("text").str.contains(_SURROGATE).alias("_surrogate"),
         )
         .unnest("_d")
     )
@@ -140,7 +139,6 @@ def _is_clean(fields: tuple[str, ...]) -> pl.Expr:
         pl.all_horizontal(pl.col(f).is_not_null() for f in _REQUIRED)
         & ~pl.any_horizontal(looks_typed)
         & (pl.col("_keys") == pl.sum_horizontal(present))
-        & ~pl.col("_surrogate")
         & has_prompt
         & pl.col("output").str.contains(_NON_SPACE)
     ).fill_null(False)
