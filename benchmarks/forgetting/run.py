@@ -55,6 +55,7 @@ class Settings:
     domain_eval: int = 48
     general_eval: int = 64
     seed: int = 0
+    model: str | None = None     # local model folder; None = the bundled SmolLM2-135M-Instruct
 
 
 SMALLEST = Settings(mixes=(0.0, 0.5), steps=3, batch_size=1, records=24, domain_train=60,
@@ -109,7 +110,7 @@ def run(settings: Settings, out: Path, work: Path) -> dict:
     pool, general_eval = general_split(settings)
     sets = {"domain": records_from_frame(domain_eval), "general": records_from_frame(general_eval)}
 
-    model, tokenizer = load_causal_lm()
+    model, tokenizer = load_causal_lm(settings.model)
     base = losses(model, tokenizer, sets, settings.max_length)
     base_answers = answers(model, tokenizer)
     del model
@@ -126,7 +127,7 @@ def run(settings: Settings, out: Path, work: Path) -> dict:
         write_records(mixed, data, "canonical")
         t0 = time.perf_counter()
         result = train(TrainConfig(
-            data=str(data), output_dir=str(work / f"run-{round(share * 100)}"),
+            data=str(data), model=settings.model, output_dir=str(work / f"run-{round(share * 100)}"),
             max_steps=settings.steps, batch_size=settings.batch_size,
             max_length=settings.max_length, learning_rate=settings.learning_rate,
             lora_r=settings.lora_r, lora_alpha=2.0 * settings.lora_r, seed=settings.seed,
@@ -154,15 +155,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--smallest", action="store_true", help="tiny smoke configuration (tests)")
     parser.add_argument("--steps", type=int, help="optimizer steps per run")
     parser.add_argument("--mixes", help="comma-separated general shares, e.g. 0,0.1,0.25,0.5")
-    parser.add_argument("--lr", type=float, help="learning rate")
+    parser.add_argument("--lr", dest="learning_rate", type=float, help="learning rate")
+    parser.add_argument("--batch-size", type=int, help="packed rows per step")
+    parser.add_argument("--max-length", type=int, help="tokens per packed row")
+    parser.add_argument("--records", type=int, help="records in each mixed training set")
+    parser.add_argument("--domain-train", type=int, help="domain records generated for training")
+    parser.add_argument("--model", help="local model folder (default: bundled SmolLM2-135M-Instruct)")
+    parser.add_argument("--seed", type=int, help="seed of data, mixing and training")
     parser.add_argument("--out", type=Path, default=HERE, help="where results.md/.json and the plot go")
     parser.add_argument("--work", type=Path, help="scratch folder for data and adapters (default: OUT/work)")
     args = parser.parse_args(argv)
     settings = SMALLEST if args.smallest else Settings()
-    if args.steps:
-        settings.steps = args.steps
-    if args.lr:
-        settings.learning_rate = args.lr
+    for name in ("steps", "learning_rate", "batch_size", "max_length", "records", "domain_train",
+                 "model", "seed"):
+        if getattr(args, name) is not None:
+            setattr(settings, name, getattr(args, name))
     if args.mixes:
         settings.mixes = tuple(float(x) for x in args.mixes.split(","))
     results = run(settings, args.out, args.work or args.out / "work")

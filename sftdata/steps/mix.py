@@ -256,7 +256,7 @@ def mix_sources(
         idx = _draw(_source_rng(seed, source.name), size, count, replacement) if count else None
         unique = len(np.unique(idx)) if idx is not None else 0
         if idx is not None:
-            frame = source.frame.select(FRAME_SCHEMA.names())[idx.tolist()]
+            frame = source.frame.select(FRAME_SCHEMA.names())[idx]
             rows.append(frame.with_columns(pl.lit(source.name, dtype=pl.String).alias("source")))
         if count > unique:
             notes.append(f"{source.name}: upsampled, {count:,} taken from {size:,} records "
@@ -269,9 +269,9 @@ def mix_sources(
             target_fraction=round(share / sum(shares), 6) if sum(shares) else 0.0,
             fraction=round(count / out_total, 6) if out_total else 0.0,
         ))
-    mixed = pl.concat(rows, how="vertical") if rows else pl.DataFrame(schema=FRAME_SCHEMA)
+    mixed = pl.concat(rows, how="vertical", rechunk=True) if rows else pl.DataFrame(schema=FRAME_SCHEMA)
     order = np.random.default_rng([seed % 2**63, 0x5EED]).permutation(mixed.height)
-    mixed = mixed[order.tolist()] if mixed.height else mixed
+    mixed = mixed[order] if mixed.height else mixed
     report = MixReport(
         total=mixed.height, seed=seed, mode=mode, replacement=replacement,
         temperature=temperature, sources=reports, notes=notes,
