@@ -44,6 +44,7 @@ from sftdata.records import HINTS_KEY
 
 TARGETS = ("sharegpt", "openai")
 BLOCK_BYTES = 16 << 20  # small enough for the allocator to reuse memory between blocks
+BATCH_ROWS = 50_000  # rows per batch handed over by the streaming query
 SMALLEST_SPLIT = 256  # below this many lines a block that fails to decode goes per-record
 _REQUIRED = ("instruction", "output")
 _OPTIONAL = ("input", "system")
@@ -150,11 +151,11 @@ def _analysed(decoded: pl.LazyFrame, p: Plan) -> pl.LazyFrame:
     clean = _is_clean(fields)
     input_ = pl.col("input").fill_null("")
     prompt = pl.when(input_ != "").then(pl.concat_str(pl.col("instruction"), pl.lit("\n"), input_))
+    prompt = prompt.otherwise(pl.col("instruction"))
     return decoded.select(
         "n",
         clean.alias("_clean"),
-        prompt.otherwise(pl.col("instruction")).alias("_prompt"),
-        "output",
+        pl.concat_arr(_turn(p.to, 1, prompt), _turn(p.to, 2, pl.col("output"))).alias("_turns"),
         pl.when(pl.col("system") != "").then(pl.col("system")).alias("system"),
         *p.extras,
         pl.when(clean).then(None).otherwise(pl.col("text")).alias("text"),
@@ -227,9 +228,10 @@ def _text_column(lines: list[bytes]) -> pl.Series:
 
 def _unclean(frame: pl.DataFrame, p: Plan) -> pl.DataFrame:
     """``_analysed``'s columns for lines that all go per-record."""
-    texts = ("_prompt", "output", "system", *p.extras)
-    return frame.select("n", pl.lit(False).alias("_clean"),
-                        *(pl.lit(None, pl.String).alias(c) for c in texts), "text")
+    _, (who, what), _ = _TURNS[p.to]
+    turns = pl.Array(pl.Struct({who: pl.String, what: pl.String}), 2)
+    return frame.select("n", pl.lit(False).alias("_clean"), pl.lit(None, turns).alias("_turns"),
+                        *(pl.lit(None, pl.String).alias(c) for c in ("system", *p.extras)), "text")
 
 
 def _split_decoded(frame: pl.DataFrame, p: Plan) -> pl.DataFrame:
@@ -261,20 +263,25 @@ def _per_record(rows: list[RawRow], to: str, source: str):
     return pairs, read_rejects, write_rejects
 
 
+_TURNS = {"sharegpt": ("conversations", ("from", "value"), ("system", "human", "gpt")),
+          "openai": ("messages", ("role", "content"), ("system", "user", "assistant"))}
+
+
+def _turn(to: str, speaker: int, text: pl.Expr) -> pl.Expr:
+    _, (who, what), speakers = _TURNS[to]
+    return pl.struct(pl.lit(speakers[speaker]).alias(who), text.alias(what))
+
+
 def _output_frame(part: pl.DataFrame, to: str, columns: list[str]) -> pl.DataFrame:
-    """Clean rows of one shape as output rows: a fixed-length list of turns + columns."""
-    texts = ["system", "_prompt", "output"] if to == "openai" and "system" in columns else ["_prompt", "output"]
-    if to == "sharegpt":
-        name, keys, speakers = "conversations", ("from", "value"), ["human", "gpt"]
+    """Clean rows of one shape as output rows: the turns, then the optional columns."""
+    name = _TURNS[to][0]
+    if to == "openai" and "system" in columns:  # the system prompt is the first message
+        turns = part.select(pl.concat_arr(_turn(to, 0, pl.col("system")), pl.col("_turns").arr.get(0),
+                                          pl.col("_turns").arr.get(1)).alias(name))
     else:
-        name, keys = "messages", ("role", "content")
-        speakers = ["system", "user", "assistant"][3 - len(texts):]
-    values = part.select(pl.concat_list(texts).alias("v")).explode("v")["v"]
-    order = pl.int_range(0, values.len(), eager=True) % len(texts)
-    turns = pl.DataFrame({keys[0]: pl.Series(speakers).gather(order), keys[1]: values})
-    turns = turns.to_struct(name).reshape((-1, len(texts)))
+        turns = part.select(pl.col("_turns").alias(name))
     kept = [c for c in columns if not (c == "system" and to == "openai")]
-    return pl.DataFrame([turns]).hstack(part.select(kept))
+    return turns.hstack(part.select(kept))
 
 
 def _write(result: pl.DataFrame, slow: list[tuple[int, str]], p: Plan, out) -> int:
@@ -304,14 +311,32 @@ def _write(result: pl.DataFrame, slow: list[tuple[int, str]], p: Plan, out) -> i
     return merged.height
 
 
-def convert(p: Plan, progress: Progress | None = None, block_bytes: int = BLOCK_BYTES):
-    """Run a plan: write the output atomically; returns ``(rows_in, rows_out, rejects)``."""
+Batches = Iterator[tuple[pl.DataFrame, dict[int, bytes]]]
+
+
+def _file_batches(p: Plan) -> Batches:
+    """The whole file as one streaming query, handed over in batches as they are ready.
+
+    polars reads the file itself and decodes ahead while a batch is written; the query
+    raises (and the caller starts over by blocks) if any line cannot be decoded.
+    """
+    fields = (*_REQUIRED, *_OPTIONAL, *p.extras)
+    lines = pl.scan_lines(p.input, name="text", row_index_name="n", row_index_offset=1)
+    for batch in _analysed(_decoded(lines, fields), p).collect_batches(chunk_size=BATCH_ROWS):
+        yield batch, {}
+
+
+def _block_batches(p: Plan, block_bytes: int) -> Batches:
+    for first, data, count in _blocks(p.input, block_bytes):
+        yield _analyse_block(first, data, count, p)
+
+
+def _run(p: Plan, batches: Batches, progress: Progress | None):
     rows_in = rows_out = 0
     read_rejects: list[dict] = []
     write_rejects: list[dict] = []
     with atomic_path(p.output) as tmp, open(tmp, "wb") as out:
-        for first, data, count in _blocks(p.input, block_bytes):
-            result, not_utf8 = _analyse_block(first, data, count, p)
+        for result, not_utf8 in batches:
             slow = result.filter(~pl.col("_clean")).select("n", "text")
             pairs: list[tuple[int, str]] = []
             if slow.height:
@@ -325,3 +350,29 @@ def convert(p: Plan, progress: Progress | None = None, block_bytes: int = BLOCK_
             if progress:
                 progress(result.height)
     return rows_in, rows_out, read_rejects + write_rejects
+
+
+def convert(p: Plan, progress: Progress | None = None, block_bytes: int = BLOCK_BYTES):
+    """Run a plan: write the output atomically; returns ``(rows_in, rows_out, rejects)``.
+
+    First as one streaming query over the file; if polars cannot decode some line, again
+    block by block (isolating such lines for the per-record path).
+    """
+    reported = redone = 0
+
+    def first_try(n: int) -> None:
+        nonlocal reported
+        reported += n
+        if progress:
+            progress(n)
+
+    def second_try(n: int) -> None:  # reports only the rows beyond those already reported
+        nonlocal redone
+        before, redone = redone, redone + n
+        if progress and redone > max(before, reported):
+            progress(redone - max(before, reported))
+
+    try:
+        return _run(p, _file_batches(p), first_try)
+    except pl.exceptions.PolarsError:
+        return _run(p, _block_batches(p, block_bytes), second_try)

@@ -114,6 +114,18 @@ def test_bad_utf8_and_small_blocks_take_the_block_route(tmp_path, to, block_byte
     assert [r["location"] for r in rejects if r["reason"] == "bad_utf8"] == [2, 2 + period, 2 + 2 * period]
 
 
+def test_a_bad_line_after_written_batches_starts_over_by_blocks(tmp_path, monkeypatch):
+    monkeypatch.setattr(fast, "BATCH_ROWS", 7)
+    good = [json.dumps({"instruction": f"q{i}", "output": f"a{i}"}) for i in range(60)]
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(good[:40] + ["{broken"] + good[40:]) + "\n", encoding="utf-8")
+    seen = []
+    plan = fast.plan(path, tmp_path / "fast.jsonl", "openai")
+    assert fast.convert(plan, progress=seen.append)[:2] == (61, 60)
+    assert sum(seen) == 61
+    assert [(r["location"], r["reason"]) for r in assert_same(path, "openai", tmp_path)] == [(41, "bad_json")]
+
+
 def test_clean_rows_take_the_vectorised_route(tmp_path):
     rows = [{"instruction": f"Task {i}", "input": "" if i % 2 else f"ctx {i}", "output": f"Answer {i}.",
              **({"system": "Be brief."} if i % 3 == 0 else {}), **({"id": f"r{i}"} if i % 5 == 0 else {})}
