@@ -1,0 +1,222 @@
+"""Chat-completion backends: any OpenAI-compatible server, with retries done right.
+
+A backend has ``name``, ``model`` and ``async complete(messages, ...) -> Completion``.
+``complete`` either returns a completion or raises ``BackendError(reason)`` for a
+request that is given up (the pipeline counts the reason and moves on); it never lets
+a transport error escape. The embedded transformers backend is in ``local_backend.py``.
+
+Retries: 429, 408/409, 5xx, timeouts and connection errors are retried with
+exponential backoff and full jitter, waiting at least what ``Retry-After`` (or
+``retry-after-ms``) asks. A prompt too long for the context halves ``max_tokens`` and
+tries again. A 200 answer that is not a chat completion is ``malformed_completion``.
+
+The API key is read from the environment variable named by the config and handed to
+the client; it is never stored elsewhere, printed, or written to any output.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import os
+import random
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from sftdata.errors import UserError
+
+_CONTEXT_RE = re.compile(
+    r"context (length|window|size)|maximum context|too long|exceeds? (the )?(context|max)", re.I
+)
+MIN_MAX_TOKENS = 16
+
+
+@dataclass
+class Completion:
+    """One chat completion: the text, why it stopped, and what it cost."""
+
+    text: str
+    finish_reason: str  # "stop" or "length" (cut off by max_tokens)
+    prompt_tokens: int
+    completion_tokens: int
+    request_id: str
+
+
+class BackendError(Exception):
+    """A request given up; ``reason`` is the counted reject reason."""
+
+    def __init__(self, reason: str, message: str = ""):
+        super().__init__(message or reason)
+        self.reason = reason
+
+
+@dataclass
+class TransportStats:
+    """HTTP attempts and retries by cause (shown in the progress line and the summary)."""
+
+    attempts: int = 0
+    retries: dict[str, int] = field(default_factory=dict)
+
+    def retried(self, cause: str) -> None:
+        self.retries[cause] = self.retries.get(cause, 0) + 1
+
+
+class Backend(Protocol):
+    name: str
+    model: str
+    stats: TransportStats
+
+    async def start(self) -> None: ...
+
+    async def complete(
+        self, messages: list[dict], *, max_tokens: int, temperature: float, top_p: float,
+        stop: list[str] | None = None,
+    ) -> Completion: ...
+
+    async def aclose(self) -> None: ...
+
+
+def retry_after_seconds(headers) -> float | None:
+    """The wait a 429/503 answer asks for (``retry-after-ms``, seconds, or an HTTP date)."""
+    if headers is None:
+        return None
+    value = headers.get("retry-after-ms")
+    if value:
+        try:
+            return max(0.0, float(value) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+            return max(0.0, when.timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+def backoff_delay(attempt: int, base: float, cap: float, retry_after: float | None,
+                  rng: random.Random) -> float:
+    """Full-jitter exponential backoff, never shorter than ``Retry-After`` (capped at 2x cap)."""
+    delay = rng.uniform(0, min(cap, base * (2 ** attempt)))
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, 2 * cap))
+    return delay
+
+
+def redact_url(url: str) -> str:
+    """The URL without any user:password part, for printing."""
+    return re.sub(r"//[^/@]*@", "//", url)
+
+
+class OpenAIBackend:
+    """Chat completions from any OpenAI-compatible endpoint via ``openai.AsyncOpenAI``."""
+
+    name = "openai-compatible"
+
+    def __init__(self, base_url: str, model: str | None, *, api_key_env: str = "OPENAI_API_KEY",
+                 timeout: float = 60.0, max_retries: int = 6, backoff_base: float = 0.5,
+                 backoff_max: float = 30.0, seed: int = 0):
+        import openai
+
+        self._openai = openai
+        # Servers without auth (llama.cpp, vLLM, Ollama) accept any key; the client needs one.
+        self._client = openai.AsyncOpenAI(
+            base_url=base_url, api_key=os.environ.get(api_key_env) or "no-key",
+            timeout=timeout, max_retries=0,
+        )
+        self.base_url = redact_url(base_url)
+        self.model = model or ""
+        self.max_retries, self.backoff_base, self.backoff_max = max_retries, backoff_base, backoff_max
+        self.stats = TransportStats()
+        self._rng = random.Random(seed)
+
+    async def start(self) -> None:
+        """Pick the endpoint's first listed model when none was named."""
+        if self.model:
+            return
+        try:
+            models = await self._client.models.list()
+            self.model = models.data[0].id
+        except Exception as exc:  # noqa: BLE001 - any failure means: ask the user
+            raise UserError(
+                f"{self.base_url}: could not list models ({type(exc).__name__}); pass --model"
+            ) from None
+
+    def _transient(self, exc: Exception) -> str | None:
+        """The retry cause for a transient error, or None."""
+        o = self._openai
+        if isinstance(exc, o.APITimeoutError):
+            return "timeout"
+        if isinstance(exc, o.APIConnectionError):
+            return "connection"
+        if isinstance(exc, o.APIStatusError):
+            status = exc.status_code
+            if status in (408, 409, 429) or status >= 500:
+                return f"http_{status}"
+        return None
+
+    async def complete(self, messages, *, max_tokens, temperature, top_p, stop=None) -> Completion:
+        o = self._openai
+        attempt = 0
+        while True:
+            self.stats.attempts += 1
+            try:
+                response = await self._client.chat.completions.create(
+                    model=self.model, messages=messages, max_tokens=max_tokens,
+                    temperature=temperature, top_p=top_p, stop=stop or None,
+                )
+                return self._completion(response)
+            except BackendError:
+                raise
+            except o.BadRequestError as exc:
+                if _CONTEXT_RE.search(str(exc)) and max_tokens // 2 >= MIN_MAX_TOKENS:
+                    max_tokens //= 2
+                    self.stats.retried("context_shrink")
+                    continue
+                raise BackendError(
+                    "prompt_too_long" if _CONTEXT_RE.search(str(exc)) else "bad_request"
+                ) from None
+            except Exception as exc:  # noqa: BLE001 - every transport failure is classified
+                cause = self._transient(exc)
+                if cause is None:
+                    if isinstance(exc, o.APIStatusError):
+                        raise BackendError(f"http_{exc.status_code}") from None
+                    raise BackendError("malformed_completion") from None
+                if attempt >= self.max_retries:
+                    raise BackendError(f"gave_up_{cause}") from None
+                response = getattr(exc, "response", None)
+                wait = backoff_delay(attempt, self.backoff_base, self.backoff_max,
+                                     retry_after_seconds(getattr(response, "headers", None)),
+                                     self._rng)
+                self.stats.retried(cause)
+                attempt += 1
+                await asyncio.sleep(wait)
+
+    @staticmethod
+    def _completion(response) -> Completion:
+        """Check the answer is a real chat completion; anything else is malformed."""
+        try:
+            choice = response.choices[0]
+            text = choice.message.content
+            if not isinstance(text, str):
+                raise TypeError("no text content")
+            usage = response.usage
+            return Completion(
+                text=text,
+                finish_reason=choice.finish_reason or "stop",
+                prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+                completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+                request_id=str(getattr(response, "id", "") or ""),
+            )
+        except (AttributeError, IndexError, TypeError, ValueError):
+            raise BackendError("malformed_completion") from None
+
+    async def aclose(self) -> None:
+        await self._client.close()
