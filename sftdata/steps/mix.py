@@ -137,7 +137,8 @@ def _largest_fitting_total(shares: list[float], limits: list[float]) -> int:
     bounds = [lim * whole / s for s, lim in zip(shares, limits) if s > 0]
     if not bounds:
         return 0
-    total = int(min(bounds)) if all(math.isfinite(b) for b in bounds) else 0
+    # The tolerance keeps an exact bound (30 / 0.25 = 120) from rounding down to 119.
+    total = int(min(bounds) + 1e-9) if all(math.isfinite(b) for b in bounds) else 0
     while total > 0 and any(c > lim for c, lim in zip(apportion(total, shares), limits)):
         total -= 1
     return total
