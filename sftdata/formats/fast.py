@@ -30,7 +30,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
