@@ -199,3 +199,24 @@ def test_cli_convert_uses_the_same_output(cli, tmp_path):
     assert [json.loads(x) for x in got] == [json.loads(x) for x in expected]
     written = [json.loads(x) for x in read_lines(tmp_path / "out.rejects.jsonl")]
     assert [(r["location"], r["reason"]) for r in written] == [(r["location"], r["reason"]) for r in rejects]
+
+
+def test_benchmark_input_and_baseline_agree_with_sftdata(tmp_path):
+    """The benchmark compares like with like: its baseline converter gives our conversations."""
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "convert" / "bench_convert.py"
+    if not script.exists():
+        pytest.skip("benchmarks/ is not part of an installed copy")
+    spec = importlib.util.spec_from_file_location("bench_convert", script)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    source = tmp_path / "alpaca.jsonl"
+    bench.generate(300, source)
+    assert convert_file(source, tmp_path / "out.jsonl", "sharegpt")[:3] == (300, 300, [])
+    ours = [json.loads(x)["conversations"] for x in read_lines(tmp_path / "out.jsonl")]
+    theirs = [bench.llamafactory_alpaca(json.loads(x))["conversations"] for x in read_lines(source)]
+    assert ours == theirs
+    rows = [json.loads(x) for x in read_lines(source)]
+    words = [sum(len(r[k].split()) for k in ("instruction", "input", "output")) for r in rows]
+    assert 130 <= sum(words) / len(words) <= 170  # "about 150 words each"
