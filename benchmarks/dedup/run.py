@@ -15,6 +15,7 @@ its peak memory (ru_maxrss) is its own. Times are medians of ``--repeats`` runs.
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import statistics
 import subprocess
@@ -123,6 +124,7 @@ def main() -> None:
         base = median_runs("baseline", path, args.slice, args.repeats)
         ours_slice = median_runs("ours", path, args.slice, args.repeats)
         ours = median_runs("ours", path, args.records, args.repeats)
+    print(f"load average (1 min) at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     base_rate = args.slice / base["seconds"]
     ours_rate = args.records / ours["seconds"]
     print(f"datasketch loop  {args.slice:>9,} rec: {base['seconds']:8.2f} s  {base_rate:9,.0f} rec/s"

@@ -10,6 +10,7 @@ Target: under 60 s for 1,000,000 records on 2 cores. Times are medians of ``--re
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import sys
@@ -30,6 +31,7 @@ def main() -> None:
     from sftdata.steps.filters import default_filter_steps, run_steps
 
     frame, _ = make_corpus(args.records)
+    load_before = os.getloadavg()[0]
     totals, per_step = [], {}
     for _ in range(args.repeats):
         start = time.perf_counter()
@@ -42,6 +44,8 @@ def main() -> None:
           f"({args.records / total:,.0f} rec/s), kept {kept.height:,}, dropped {len(rejects):,}")
     for step, secs in per_step.items():
         print(f"  {step:<14} {statistics.median(secs):7.2f} s")
+    print(f"load average (1 min) before / after: {load_before:.1f} / {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} cores (other work on the machine slows every figure)")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
     scaled = total * 1_000_000 / args.records
     print(f"time for 1,000,000 records: {scaled:.1f} s (target < 60 s; ratio {60 / scaled:.2f}x under)"

@@ -131,6 +131,9 @@ def steps(
     for name, cls in registry.items():
         doc = " ".join((cls.__doc__ or "").split())
         typer.echo(f"{name}: {doc}")
+        codes = getattr(cls, "reason_codes", ())
+        if codes:
+            typer.echo(f"    reasons: {', '.join(codes)}")
         for field_name, field in cls.Params.model_fields.items():
             default = "required" if field.is_required() else f"default {json.dumps(field.default, default=str)}"
             typer.echo(f"    {field_name} ({default}): {field.description or ''}")

@@ -101,6 +101,7 @@ class Decontaminate(Step):
     """Drop records sharing an n-gram with any eval set (reason ``contaminated``)."""
 
     name = "decontaminate"
+    reason_codes = ("contaminated",)
     Params = DecontamParams
 
     def run(self, frame: pl.DataFrame):

@@ -120,6 +120,7 @@ class ExactDedup(Step):
     """Drop records whose normalised text equals an earlier-kept record's (reason ``exact_duplicate``)."""
 
     name = "exact_dedup"
+    reason_codes = ("exact_duplicate",)
     Params = DedupParams
 
     def run(self, frame: pl.DataFrame):
@@ -249,6 +250,7 @@ class NearDedup(Step):
     (reason ``near_duplicate``)."""
 
     name = "near_dedup"
+    reason_codes = ("near_duplicate",)
     Params = NearDedupParams
 
     def run(self, frame: pl.DataFrame):

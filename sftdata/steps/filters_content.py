@@ -16,7 +16,7 @@ import polars as pl
 from pydantic import Field, field_validator
 
 from sftdata.errors import UserError
-from sftdata.steps.filters_text import WORD_PATTERN, ExprFilter, _Strict, first_reason, text
+from sftdata.steps.filters_text import WORD_PATTERN, ExprFilter, _Strict, first_reason, on_rows, text
 from sftdata.steps.registry import register
 
 Side = Literal["prompt", "response", "both"]
@@ -56,8 +56,14 @@ def whole_word_pattern(terms: list[str]) -> str:
     return "(?i)(?:" + "|".join(parts) + ")"
 
 
-def _fold_quotes(expr: pl.Expr) -> pl.Expr:
-    return expr.str.replace_all("[\u2018\u2019\u02bc]", "'").str.replace_all("[\u201c\u201d]", '"')
+def _with_curly_quotes(phrases: list[str]) -> list[str]:
+    """Each phrase, plus its typographic-apostrophe spelling ("can’t" for "can't")."""
+    out = []
+    for phrase in phrases:
+        out.append(phrase)
+        if "'" in phrase:
+            out.append(phrase.replace("'", "\u2019"))
+    return out
 
 
 class RefusalParams(_Strict):
@@ -68,20 +74,22 @@ class RefusalParams(_Strict):
 @register
 class RefusalFilter(ExprFilter):
     """Responses that refuse (``refusal``) or carry AI boilerplate (``ai_boilerplate``),
-    from multilingual phrase lists; curly apostrophes are folded before matching."""
+    from multilingual phrase lists; straight and curly apostrophes both match."""
 
     name = "refusal"
     Params = RefusalParams
     reason_codes = ("refusal", "ai_boilerplate")
 
     def expr(self, frame: pl.DataFrame) -> pl.Expr:
-        response = _fold_quotes(text("response", frame))
-        refusals = [t.replace("\u2019", "'") for t in read_terms(self.params.refusals)]
-        boiler = [t.replace("\u2019", "'") for t in read_terms(self.params.boilerplate)]
-        return first_reason([
+        response = text("response", frame)
+        refusals = _with_curly_quotes(read_terms(self.params.refusals))
+        boiler = _with_curly_quotes(read_terms(self.params.boilerplate))
+        # One pass over every response finds the candidates; only those are classified.
+        hit = response.str.contains_any(refusals + boiler, ascii_case_insensitive=True)
+        return on_rows(frame, hit, first_reason([
             (response.str.contains_any(refusals, ascii_case_insensitive=True), "refusal"),
             (response.str.contains_any(boiler, ascii_case_insensitive=True), "ai_boilerplate"),
-        ])
+        ]))
 
 
 class BlocklistParams(_Strict):

@@ -111,6 +111,34 @@ def ngram_fracs(tokens, lengths_chars, offsets, top: list[int], dup: list[int]) 
     return out
 
 
+def _whitespace_tokens(texts: pl.Series):
+    """(token hashes, token character lengths, offsets): whitespace-separated words as
+    Gopher counts them (punctuation attached, case kept). A literal split is several
+    times faster than any regex tokeniser."""
+    lists = texts.str.replace_all("\n", " ", literal=True).str.replace_all(
+        "\t", " ", literal=True).str.split(" ")
+    lens = lists.list.len().to_numpy().astype(np.int64)
+    flat = lists.explode()
+    keep = (flat.str.len_bytes() > 0).to_numpy()
+    rec = np.repeat(np.arange(len(lens)), lens)[keep]
+    offsets = np.zeros(len(lens) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rec, minlength=len(lens)), out=offsets[1:])
+    hashes = flat.hash(seed=7).to_numpy()[keep]
+    chars = flat.str.len_chars().to_numpy()[keep].astype(np.float64)
+    return hashes, chars, offsets
+
+
+def _script_tokens(texts: pl.Series):
+    """The same for text written without spaces: one token per CJK/Thai character."""
+    lists = mh.token_lists(texts)
+    lens = lists.list.len().to_numpy().astype(np.int64)
+    offsets = np.zeros(len(lens) + 1, dtype=np.int64)
+    np.cumsum(lens, out=offsets[1:])
+    flat = lists.explode().drop_nulls()
+    return (flat.hash(seed=7).to_numpy(), flat.str.len_chars().to_numpy().astype(np.float64),
+            offsets)
+
+
 @register
 class RepetitionFilter(ExprFilter):
     """Repetitive text (``dup_lines``, ``dup_line_chars``, ``top_ngram:<n>``, ``dup_ngram:<n>``)."""
@@ -119,16 +147,12 @@ class RepetitionFilter(ExprFilter):
     Params = RepetitionParams
     reason_codes = ("dup_lines", "dup_line_chars", "top_ngram:<n>", "dup_ngram:<n>")
 
-    def _chunk_reasons(self, texts: pl.Series, scale: int) -> list:
-        """Reasons for one chunk; n-gram sizes are multiplied by ``scale``."""
+    def _chunk_reasons(self, texts: pl.Series, cjk: bool) -> list:
+        """Reasons for one chunk; for CJK text n-gram sizes are scaled by ``cjk_scale``."""
         p = self.params
-        lists = mh.token_lists(texts)
-        lens = lists.list.len().to_numpy().astype(np.int64)
-        offsets = np.zeros(len(lens) + 1, dtype=np.int64)
-        np.cumsum(lens, out=offsets[1:])
-        flat = lists.explode().drop_nulls()
-        tokens = flat.hash(seed=7).to_numpy()
-        chars = flat.str.len_chars().to_numpy().astype(np.float64)
+        scale = p.cjk_scale if cjk else 1
+        tokens, chars, offsets = _script_tokens(texts) if cjk else _whitespace_tokens(texts)
+        lens = np.diff(offsets)
         top, dup = sorted(p.top_ngram), sorted(p.dup_ngram)
         fracs = ngram_fracs(tokens, chars, offsets, [n * scale for n in top], [n * scale for n in dup])
         reason = np.full(len(lens), None, dtype=object)
@@ -147,10 +171,10 @@ class RepetitionFilter(ExprFilter):
                > texts.str.len_chars() * 0.3).to_numpy()
         out = np.full(len(texts), None, dtype=object)
         with ThreadPoolExecutor(min(4, os.cpu_count() or 1)) as pool:
-            for mask, scale in ((~cjk, 1), (cjk, self.params.cjk_scale)):
+            for mask, is_cjk in ((~cjk, False), (cjk, True)):
                 rows = np.flatnonzero(mask)
                 subset = texts.gather(rows)
-                parts = pool.map(lambda s: self._chunk_reasons(subset.slice(s, _CHUNK), scale),
+                parts = pool.map(lambda s: self._chunk_reasons(subset.slice(s, _CHUNK), is_cjk),
                                  range(0, len(rows), _CHUNK))
                 out[rows] = np.array([r for part in parts for r in part] or [], dtype=object)
         return pl.Series(out.tolist(), dtype=pl.String)

@@ -243,11 +243,14 @@ class EncodingFilter(ExprFilter):
     reason_codes = ("mojibake", "control_chars")
 
     def expr(self, frame: pl.DataFrame) -> pl.Expr:
-        both = pl.concat_str([text("prompt", frame), text("response", frame)], separator="\n")
-        return first_reason([
-            (both.str.count_matches(CONTROL) > self.params.max_control, "control_chars"),
-            (both.str.count_matches(MOJIBAKE) > self.params.max_mojibake, "mojibake"),
-        ])
+        def over(pattern: str, limit: int) -> pl.Expr:
+            sides = [text("prompt", frame), text("response", frame)]
+            if limit == 0:  # "any at all": contains() stops at the first hit
+                return sides[0].str.contains(pattern) | sides[1].str.contains(pattern)
+            return sides[0].str.count_matches(pattern) + sides[1].str.count_matches(pattern) > limit
+
+        return first_reason([(over(CONTROL, self.params.max_control), "control_chars"),
+                             (over(MOJIBAKE, self.params.max_mojibake), "mojibake")])
 
 
 # Symbols and punctuation that are not sentence or structure marks: quotes, brackets,
