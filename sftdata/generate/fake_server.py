@@ -107,6 +107,9 @@ class FakeServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in separate writes; without TCP_NODELAY, Nagle's
+            # algorithm and delayed ACKs add ~40 ms+ to every keep-alive request.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args):  # keep test output clean
                 pass
@@ -174,3 +177,26 @@ class FakeServer:
                 self._send(200, body, cut=fault == "disconnect")
 
         return Handler
+
+
+def main() -> None:
+    """``python -m sftdata.generate.fake_server --latency 0.05``: serve in the foreground
+    (in its own process, so it does not share a GIL with the client being measured).
+    Prints the base URL on the first line of stdout."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Loopback OpenAI-compatible fake server.")
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--fault-rate", type=float, default=0.0)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    server = FakeServer(latency=args.latency, fault_rate=args.fault_rate, seed=args.seed)
+    print(server.url, flush=True)
+    try:
+        server.httpd.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

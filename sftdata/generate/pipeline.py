@@ -80,6 +80,12 @@ class Run:
         self.budget = self.totals.requests + cfg.effective_max_requests()
         self._changed = asyncio.Event()
         self.started = time.monotonic()
+        # Group commit: records and rejects are queued and written (fsync per batch) by
+        # one flusher task in a thread, so the event loop never blocks on the disk.
+        self._out_queue: list[dict] = []
+        self._rej_queue: list[dict] = []
+        self._flusher: asyncio.Task | None = None
+        self.written = self.count.accepted
 
     # -- orchestration ----------------------------------------------------------------
     def done(self) -> bool:
@@ -99,7 +105,26 @@ class Run:
         finally:
             for w in workers:
                 w.cancel()
-            self.files.save_state(self.count.accepted)
+            if self._flusher is not None:
+                await self._flusher
+            await self._flush()
+            self.files.save_state(self.written)
+
+    def _schedule_flush(self) -> None:
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        """Write queued rejects and records in order, then the state file."""
+        while self._out_queue or self._rej_queue:
+            out, rej = self._out_queue, self._rej_queue
+            self._out_queue, self._rej_queue = [], []
+            if rej:
+                await asyncio.to_thread(self.files.rej.append, rej)
+            if out:
+                await asyncio.to_thread(self.files.out.append, out)
+                self.written += len(out)
+                await asyncio.to_thread(self.files.save_state, self.written)
 
     async def _worker(self) -> None:
         num, new_per = self.cfg.num, self.cfg.resolved("num_new_per_request")
@@ -145,8 +170,9 @@ class Run:
 
     def _reject(self, reason: str, stage: str, record, detail: dict | None = None) -> None:
         self.count.rejects[reason] = self.count.rejects.get(reason, 0) + 1
-        self.files.rej.append([make_reject(source=SOURCE, stage=f"generate:{stage}", reason=reason,
-                                           record=record, detail=detail)])
+        self._rej_queue.append(make_reject(source=SOURCE, stage=f"generate:{stage}", reason=reason,
+                                           record=record, detail=detail))
+        self._schedule_flush()
 
     # -- stage 1 and 2: bootstrap and filters ----------------------------------------
     async def _bootstrap(self) -> None:
@@ -236,11 +262,11 @@ class Run:
             "rouge_l_floor": self.index.floor,
             "usage": usage,
         }
-        self.files.out.append([{"id": rid, "messages": messages, "tools": None,
-                                "source": SOURCE, "meta": meta}])
+        self._out_queue.append({"id": rid, "messages": messages, "tools": None,
+                                "source": SOURCE, "meta": meta})
+        self._schedule_flush()
         self.ids.add(rid)
         self.count.accepted += 1
-        self.files.save_state(self.count.accepted)
 
     def retries(self) -> dict[str, int]:
         """Retries by cause over this and earlier runs of the same output."""

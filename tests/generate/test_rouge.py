@@ -52,7 +52,7 @@ def _texts(n, seed):
 @pytest.mark.parametrize("floor", [0.0, 0.5, 0.7, 0.9])
 def test_index_finds_exactly_the_best_match_above_the_floor(floor):
     index, pool = RougeIndex(floor=floor), []
-    for text in _texts(400, seed=int(floor * 10)):
+    for text in _texts(200, seed=int(floor * 10)):
         scores = [SCORER.score(p, text)["rougeL"].fmeasure for p in pool]
         best = max(scores, default=0.0)
         match = index.best(text)
