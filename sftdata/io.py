@@ -62,7 +62,18 @@ def _check_readable(path: Path) -> None:
         raise UserError(f"{path}: not readable (permission denied)")
 
 
-def _decode_line(location: int, line: bytes) -> RawRow:
+def has_lone_surrogate(obj) -> bool:
+    """True when decoded JSON holds a lone UTF-16 surrogate (``"\\ud800"``): such text
+    cannot be written as UTF-8, so the record is rejected on read instead."""
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def decode_line(location: int, line: bytes) -> RawRow:
+    """One JSON Lines line as a ``RawRow`` (an object, or the reason it is not one)."""
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError:
@@ -73,13 +84,15 @@ def _decode_line(location: int, line: bytes) -> RawRow:
         return RawRow(location, None, text, "bad_json")
     if not isinstance(obj, dict):
         return RawRow(location, None, text, "not_an_object")
+    if "\\u" in text and has_lone_surrogate(obj):
+        return RawRow(location, None, text, "lone_surrogate")
     return RawRow(location, obj)
 
 
 def _jsonl_rows(data: bytes) -> Iterator[RawRow]:
     for number, line in enumerate(data.split(b"\n"), start=1):
         if line.strip():
-            yield _decode_line(number, line.rstrip(b"\r"))
+            yield decode_line(number, line.rstrip(b"\r"))
 
 
 def _json_rows(path: Path, data: bytes) -> Iterator[RawRow]:
@@ -99,8 +112,11 @@ def _json_rows(path: Path, data: bytes) -> Iterator[RawRow]:
         doc = [doc]
     if not isinstance(doc, list):
         raise UserError(f"{path}: a .json file must hold an array of records")
+    may_have_surrogates = b"\\u" in data
     for index, obj in enumerate(doc):
-        if isinstance(obj, dict):
+        if isinstance(obj, dict) and may_have_surrogates and has_lone_surrogate(obj):
+            yield RawRow(index, None, json.dumps(obj), "lone_surrogate")
+        elif isinstance(obj, dict):
             yield RawRow(index, obj)
         else:
             yield RawRow(index, None, json.dumps(obj, ensure_ascii=False), "not_an_object")

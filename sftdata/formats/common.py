@@ -66,7 +66,8 @@ def spread_meta(out: dict, meta: dict) -> dict:
 
 def hints(meta: dict) -> dict:
     """sftdata's format hints stored in a record's meta (empty when there are none)."""
-    return meta.get(HINTS_KEY) or {}
+    value = meta.get(HINTS_KEY)
+    return value if isinstance(value, dict) else {}
 
 
 def parse_tools(value: Any) -> list | None:

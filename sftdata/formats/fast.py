@@ -38,7 +38,7 @@ import polars as pl
 
 from sftdata.errors import UserError
 from sftdata.formats import alpaca, check_format, detect_format
-from sftdata.io import RawRow, _decode_line, atomic_path, dumps, extension
+from sftdata.io import RawRow, decode_line, atomic_path, dumps, extension
 from sftdata.records import HINTS_KEY
 
 TARGETS = ("sharegpt", "openai")
@@ -84,7 +84,7 @@ def _head_rows(path: Path, limit: int = 101) -> list[dict]:
         for number, line in enumerate(f, start=1):
             line = line[:-1] if line.endswith(b"\n") else line
             if line.strip():
-                row = _decode_line(number, line.rstrip(b"\r"))
+                row = decode_line(number, line.rstrip(b"\r"))
                 if row.data is not None:
                     good.append(row.data)
                     if len(good) >= limit:
@@ -339,7 +339,7 @@ def _run(p: Plan, batches: Batches, progress: Progress | None):
             slow = result.filter(~pl.col("_clean")).select("n", "text")
             pairs: list[tuple[int, str]] = []
             if slow.height:
-                rows = [_decode_line(n, (not_utf8[n] if text is None else text.encode()).rstrip(b"\r"))
+                rows = [decode_line(n, (not_utf8[n] if text is None else text.encode()).rstrip(b"\r"))
                         for n, text in slow.iter_rows()]
                 pairs, rr, wr = _per_record(rows, p.to, p.source)
                 read_rejects += rr

@@ -87,3 +87,25 @@ def test_json_lines_in_a_dot_json_file_are_read_line_by_line(tmp_path):
     result = read_canonical(path)
     assert result.frame.height == 1
     assert reasons_by_location(result) == {2: "bad_json"}
+
+
+def test_lone_surrogates_are_rejected_not_crashed_on(tmp_path):
+    lines = ['{"instruction": "\\ud800 x", "output": "b"}',          # lone surrogate
+             '{"instruction": "emoji \\ud83d\\ude00", "output": "b"}',  # a valid escaped pair
+             json.dumps(GOOD)]
+    path = tmp_path / "s.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = read_canonical(path)
+    assert reasons_by_location(result) == {1: "lone_surrogate"}
+    assert result.frame["messages"].to_list()[0][0]["content"] == "emoji \U0001F600"
+    array = tmp_path / "s.json"
+    array.write_text("[" + ",".join(lines) + "]", encoding="utf-8")
+    assert reasons_by_location(read_canonical(array)) == {0: "lone_surrogate"}
+
+
+def test_a_user_field_named_like_the_hints_key_does_not_crash_writers(tmp_path):
+    from sftdata.convert import write_records
+
+    path = tmp_path / "h.jsonl"
+    path.write_text(json.dumps(GOOD | {"_sftdata": "d"}) + "\n", encoding="utf-8")
+    assert write_records(read_canonical(path).frame, tmp_path / "o.jsonl", "sharegpt") == []
