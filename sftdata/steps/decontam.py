@@ -70,7 +70,7 @@ class EvalIndex:
     @staticmethod
     def _windows(hashes, offsets, n, mask):
         """n-gram hashes of the rows in ``mask`` with their record and start position."""
-        h, off = mh.ngram_hashes(hashes, offsets, n, short="skip")
+        h, off = mh.ngram_hashes(hashes, offsets, n, short="skip", mix=False)
         per = np.diff(off)
         rec = np.repeat(np.arange(len(per)), per)
         start = np.arange(len(h)) - off[:-1][rec]
@@ -81,16 +81,25 @@ class EvalIndex:
         if not len(h):
             return
         uniq, first = np.unique(h, return_index=True)
-        self.tables[n] = (uniq, rec[first], start[first])
+        # A bitmap on the low hash bits answers "surely absent" for almost every
+        # training n-gram, so the binary search runs only on the few that may match.
+        bits = int(min(max(len(uniq) * 16, 1 << 20), 1 << 27) - 1).bit_length()
+        bitmap = np.zeros(1 << bits, dtype=bool)
+        bitmap[(uniq & np.uint64((1 << bits) - 1)).astype(np.int64)] = True
+        self.tables[n] = (uniq, rec[first], start[first], bitmap, np.uint64((1 << bits) - 1))
 
     def lookup(self, n: int, h: np.ndarray) -> np.ndarray:
         """Index into table ``n`` for each hash, or -1."""
-        table = self.tables[n][0]
-        pos = np.minimum(np.searchsorted(table, h), len(table) - 1)
-        return np.where(table[pos] == h, pos, -1)
+        table, _, _, bitmap, low = self.tables[n]
+        out = np.full(len(h), -1, dtype=np.int64)
+        maybe = np.flatnonzero(bitmap[(h & low).astype(np.int64)])
+        pos = np.minimum(np.searchsorted(table, h[maybe]), len(table) - 1)
+        found = table[pos] == h[maybe]
+        out[maybe[found]] = pos[found]
+        return out
 
     def describe(self, n: int, index: int) -> dict:
-        _, rec, start = self.tables[n]
+        _, rec, start, _, _ = self.tables[n]
         words = self.tokens[int(rec[index])].to_list()[int(start[index]) : int(start[index]) + n]
         return {"eval_set": self.names[rec[index]], "eval_id": self.ids[rec[index]],
                 "ngram": " ".join(words), "n": n}
@@ -114,7 +123,7 @@ class Decontaminate(Step):
             hashes, offsets = mh.token_hashes(texts.slice(begin, chunk))
             # Longest first: a full n-gram match is the one worth reporting.
             for n in sorted(index.tables, reverse=True):
-                h, off = mh.ngram_hashes(hashes, offsets, n, short="skip")
+                h, off = mh.ngram_hashes(hashes, offsets, n, short="skip", mix=False)
                 hit = index.lookup(n, h)
                 rec = np.repeat(np.arange(len(off) - 1), np.diff(off))
                 where = np.flatnonzero(hit >= 0)

@@ -100,7 +100,7 @@ def token_hashes_from_lists(lists: pl.Series) -> tuple[np.ndarray, np.ndarray]:
 
 
 def ngram_hashes(
-    tokens: np.ndarray, offsets: np.ndarray, n: int, short: str = "whole"
+    tokens: np.ndarray, offsets: np.ndarray, n: int, short: str = "whole", mix: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
     """Hashes of every ``n``-token window inside each record, and their offsets.
 
@@ -113,7 +113,7 @@ def ngram_hashes(
     starts = offsets[:-1]
     if total >= n:
         width = total - n + 1
-        h = window_hashes(tokens, n)
+        h = window_hashes(tokens, n, mix)
         # A window is valid unless it starts in the last n-1 tokens of its record.
         valid = np.ones(total, dtype=bool)
         for k in range(1, n):
@@ -131,7 +131,7 @@ def ngram_hashes(
             more = lengths[short_rows] > k
             idx = starts[short_rows[more]] + k
             h[more] = h[more] * _M1 + tokens[idx]
-        whole = splitmix(h)
+        whole = splitmix(h) if mix else h
         per_record = per_record.copy()
         per_record[short_rows] = 1
         # Splice each short record's one shingle in at its place (records stay in order).
