@@ -31,6 +31,7 @@ import math
 import os
 import random
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -153,14 +154,21 @@ def run_trl(work: Path, model_dir: str) -> dict:
                 "padding_free": args.padding_free, "completion_only_loss": args.completion_only_loss}}
 
 
-def child(side: str, work: Path, model_dir: str) -> None:
+def child(side: str, work: Path, model_dir: str, threads: int) -> None:
     """One side in its own process; prints one JSON line."""
+    import torch
+
+    torch.set_num_threads(threads)
+    # The matmul rate is measured in the same process just before training, so MFU is
+    # judged against what the machine could do at that moment (other jobs share it).
+    load_before, gflops = os.getloadavg()[0], matmul_gflops()
     result = run_sftdata(work, model_dir) if side == "sftdata" else run_trl(work, model_dir)
     from sftdata.trainer import evaluate_loss
 
     eval_records = [json.loads(x) for x in (work / "eval.jsonl").read_text().splitlines()]
     result["eval_loss"] = evaluate_loss(result["adapter"], eval_records, max_length=MAX_LENGTH)
     result["peak_rss_mb"] = peak_rss_mb()
+    result["gflops"], result["load"] = gflops, f"{load_before:.1f}->{os.getloadavg()[0]:.1f}"
     print("RESULT " + json.dumps(result), flush=True)
 
 
@@ -168,12 +176,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=32, help="training conversations")
     parser.add_argument("--eval-records", type=int, default=8, help="held-out conversations")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads for both sides (default: all cores, or 1 when other "
+                             "processes already load the machine: spinning OpenMP threads then "
+                             "make every step several times slower)")
     parser.add_argument("--side", choices=["sftdata", "trl"], help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.side:
-        return child(args.side, Path(args.work), args.model)
+        return child(args.side, Path(args.work), args.model, args.threads)
+    import torch
+
+    cores = os.cpu_count() or 1
+    threads = args.threads or (1 if os.getloadavg()[0] > cores - 0.5 else cores)
+    torch.set_num_threads(threads)
 
     from sftdata.local_model import bundled_model_dir, load_tokenizer
 
@@ -185,15 +202,14 @@ def main() -> None:
     for name, rows in (("train.jsonl", train_rows), ("eval.jsonl", eval_rows)):
         (work / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
     lengths = [n_tokens(tokenizer, r["messages"]) for r in train_rows]
-    gflops = matmul_gflops()
     print(f"data: {len(lengths)} train chats, tokens mean {sum(lengths) / len(lengths):.0f}, "
           f"median {sorted(lengths)[len(lengths) // 2]}, max {max(lengths)}; {args.eval_records} held out")
-    print(f"fp32 matmul: {gflops:.1f} GFLOP/s on {os.cpu_count()} cores "
-          f"(load average {os.getloadavg()[0]:.1f})")
+    print(f"torch threads: {threads} of {cores} cores (load average {os.getloadavg()[0]:.1f})")
     n_params = 134_515_008
     results = {}
     for side in ("trl", "sftdata"):
-        proc = subprocess.run([sys.executable, __file__, "--side", side, "--work", str(work), "--model", model_dir],
+        proc = subprocess.run([sys.executable, __file__, "--side", side, "--work", str(work),
+                               "--model", model_dir, "--threads", str(threads)],
                               capture_output=True, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
         line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
         if proc.returncode or line is None:
@@ -203,16 +219,18 @@ def main() -> None:
     print(f"\n{'':24}{'TRL SFTTrainer':>16}{'sftdata':>16}")
     rows = [("optimizer steps", "steps", "{:.0f}"), ("trained tokens", "trained_tokens", "{:,.0f}"),
             ("train seconds", "seconds", "{:.1f}"), ("trained tokens/s", "tps", "{:.1f}"),
-            ("MFU", "mfu", "{:.1%}"), ("peak RSS (MB)", "peak_rss_mb", "{:,.0f}"),
+            ("fp32 matmul GFLOP/s", "gflops", "{:.1f}"), ("MFU", "mfu", "{:.1%}"),
+            ("load average", "load", "{}"), ("peak RSS (MB)", "peak_rss_mb", "{:,.0f}"),
             ("mean train loss", "mean_loss", "{:.4f}"), ("held-out loss after", "eval_loss", "{:.4f}")]
     for r in results.values():
         r["tps"] = r["trained_tokens"] / r["seconds"]
-        r["mfu"] = 4 * n_params * tokens / r["seconds"] / (gflops * 1e9)
+        r["mfu"] = 4 * n_params * tokens / r["seconds"] / (r["gflops"] * 1e9)
     for label, key, fmt in rows:
         print(f"{label:24}{fmt.format(results['trl'][key]):>16}{fmt.format(results['sftdata'][key]):>16}")
     ratio = results["sftdata"]["tps"] / results["trl"]["tps"]
     print(f"\nratio sftdata / TRL (trained tokens/s): {ratio:.2f}x  (target >= 2x)")
     print(f"TRL settings in effect: {results['trl']['settings']}")
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 torch = pytest.importorskip("torch")
-from conftest import make_records, write_jsonl  # noqa: E402
+from trainer_helpers import make_records, write_jsonl  # noqa: E402
 from sftdata.trainer import TrainConfig, evaluate_loss, train  # noqa: E402
 from sftdata.trainer.modeling import prepare_model  # noqa: E402
 
@@ -145,3 +145,20 @@ def test_example_config_validates():
     assert first.startswith("# sftdata train --config")
     cfg = load_config(Path(str(path)))
     assert cfg.method == "lora" and cfg.lora_target == "all-linear"
+
+
+def test_gradient_accumulation_matches_one_big_batch(tiny_model_dir, chat_file, tmp_path):
+    """Two micro-batches of one packed row each == one micro-batch of both rows."""
+    from safetensors.torch import load_file
+
+    weights = []
+    for name, batch, accum in (("big", 2, 1), ("accum", 1, 2)):
+        out = tmp_path / name
+        result = train(_config(chat_file, tiny_model_dir, out, max_steps=2, batch_size=batch,
+                               grad_accum=accum, max_grad_norm=None))
+        weights.append((result, load_file(out / "adapter_model.safetensors")))
+    (big, w_big), (acc, w_acc) = weights
+    assert big.losses == pytest.approx(acc.losses, abs=1e-5)
+    assert big.trained_tokens == acc.trained_tokens
+    for key in w_big:
+        assert torch.allclose(w_big[key], w_acc[key], atol=1e-6), key

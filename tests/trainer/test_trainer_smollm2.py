@@ -7,7 +7,7 @@ import json
 import pytest
 
 pytest.importorskip("torch")
-from conftest import write_jsonl  # noqa: E402
+from trainer_helpers import write_jsonl  # noqa: E402
 from sftdata.trainer import evaluate_loss  # noqa: E402
 
 FACTS = [("What is the password?", "The password is tangerine-42."),
