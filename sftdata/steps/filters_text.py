@@ -53,7 +53,7 @@ def on_rows(frame: pl.DataFrame, mask: pl.Expr, expr: pl.Expr, dtype=pl.String) 
     """``expr`` evaluated only on the rows where ``mask`` holds (null elsewhere): the
     costly checks then run on the few candidate rows, not on millions."""
     rows = frame.select(mask.fill_null(False)).to_series()
-    out = pl.Series("x", [None] * frame.height, dtype=dtype)
+    out = pl.repeat(None, frame.height, dtype=dtype, eager=True)
     if rows.any():
         out = out.scatter(rows.arg_true(), frame.filter(rows).select(expr.cast(dtype)).to_series())
     return pl.lit(out)
