@@ -91,7 +91,8 @@ def train(config: TrainConfig | dict) -> TrainResult:
 
     # --- Devices and precision. fp32 on CPU (no bf16 units: ~100x slower), bf16 on GPU.
     use_bf16 = cfg.dtype == "bfloat16" or (cfg.dtype == "auto" and torch.cuda.is_available())
-    accelerator = Accelerator(mixed_precision="bf16" if use_bf16 else "no")
+    # cpu=True on a GPU-less machine is what makes accelerate see torchrun's processes (gloo).
+    accelerator = Accelerator(mixed_precision="bf16" if use_bf16 else "no", cpu=not torch.cuda.is_available())
     main, world, rank = accelerator.is_main_process, accelerator.num_processes, accelerator.process_index
     set_seed(cfg.seed)  # before the model: LoRA initialisation draws from the RNG
 

@@ -6,6 +6,7 @@ data commands never load them.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import List, Optional
 
@@ -76,6 +77,8 @@ def train(
     from sftdata.trainer.loop import train as run_training
 
     result = run_training(cfg)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun only the first process reports
+        return
     lines = [
         f"steps: {result.steps}   trained tokens: {result.trained_tokens:,}   time: {result.seconds:.0f} s",
         f"final train loss: {result.train_loss:.4f}" if result.train_loss is not None else "no steps run",

@@ -162,3 +162,29 @@ def test_gradient_accumulation_matches_one_big_batch(tiny_model_dir, chat_file, 
     assert big.trained_tokens == acc.trained_tokens
     for key in w_big:
         assert torch.allclose(w_big[key], w_acc[key], atol=1e-6), key
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_match_one_process_with_accumulation(tiny_model_dir, tmp_path):
+    """DDP over 2 CPU processes (gloo) == 1 process accumulating the same 2 micro-batches."""
+    import shutil
+
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
+    data = write_jsonl(tmp_path / "d.jsonl", make_records(40))
+    common = ["--data", str(data), "--model", str(tiny_model_dir), "--max-steps", "3",
+              "--batch-size", "1", "--max-length", "128", "--set", "pack_length=256",
+              "--set", "progress=false"]
+    code = "import sys; from sftdata.cli import main; sys.argv[0] = 'sftdata'; main()"
+    script = tmp_path / "sftdata_main.py"
+    script.write_text(code)
+    env = {**os.environ, "TQDM_DISABLE": "1"}
+    ddp = subprocess.run([torchrun, "--nproc_per_node", "2", str(script), "train", *common,
+                          "-o", str(tmp_path / "ddp")], env=env, capture_output=True, text=True, timeout=600)
+    assert ddp.returncode == 0, ddp.stderr[-2000:]
+    single = subprocess.run([sys.executable, str(script), "train", *common, "--grad-accum", "2",
+                             "-o", str(tmp_path / "one")], env=env, capture_output=True, text=True, timeout=600)
+    assert single.returncode == 0, single.stderr[-2000:]
+    assert ddp.stdout.count("final train loss") == 1  # only the first process reports
+    a, b = _losses(tmp_path / "ddp"), _losses(tmp_path / "one")
+    assert sorted(a) == [1, 2, 3]
+    assert a == pytest.approx(b, abs=1e-5)
