@@ -22,7 +22,7 @@ def rows(results: dict) -> list[dict]:
         gain = base["domain"] - r["after"]["domain"]
         row = {"share": r["general_share"], "domain": r["after"]["domain"], "domain_gain": gain,
                "general": r["after"]["general"], "forgetting": forgetting,
-               "prevented": None, "gain_kept": None, "taken": r["taken"]}
+               "prevented": None, "gain_kept": None, "domain_vs_zero": None, "taken": r["taken"]}
         if zero is not None:
             zero_forgetting = zero["after"]["general"] - base["general"]
             zero_gain = base["domain"] - zero["after"]["domain"]
@@ -30,6 +30,8 @@ def rows(results: dict) -> list[dict]:
                 row["prevented"] = 1 - forgetting / zero_forgetting
             if zero_gain > 0:
                 row["gain_kept"] = gain / zero_gain
+            if zero["after"]["domain"] > 0:
+                row["domain_vs_zero"] = r["after"]["domain"] / zero["after"]["domain"]
         out.append(row)
     return out
 
@@ -55,15 +57,16 @@ def markdown(results: dict) -> str:
         "",
         "| general mixed in | records (domain + general) | domain loss (base {:.3f}) | domain gain "
         "| general loss (base {:.3f}) | forgetting (general loss rise) | forgetting prevented vs 0% "
-        "| domain gain kept vs 0% |".format(base["domain"], base["general"]),
-        "|---|---|---|---|---|---|---|---|",
+        "| domain gain kept vs 0% | domain loss vs 0% |".format(base["domain"], base["general"]),
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows(results):
         taken = r["taken"]
         lines.append(
             f"| {r['share']:.0%} | {taken.get('domain', 0)} + {taken.get('general', 0)} "
             f"| {r['domain']:.3f} | {r['domain_gain']:+.3f} | {r['general']:.3f} "
-            f"| {r['forgetting']:+.3f} | {_pct(r['prevented'])} | {_pct(r['gain_kept'])} |"
+            f"| {r['forgetting']:+.3f} | {_pct(r['prevented'])} | {_pct(r['gain_kept'])} "
+            f"| {'-' if r['domain_vs_zero'] is None else format(r['domain_vs_zero'], '.2f') + 'x'} |"
         )
     lines += ["", "![forgetting plot](forgetting.png)", "", "## Sample answers (greedy, 24 tokens)", ""]
     for i, prompt in enumerate(results["sample_prompts"]):
@@ -87,18 +90,28 @@ def plot(results: dict, path: Path) -> None:
     shares = [100 * r["share"] for r in table]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), constrained_layout=True)
     for ax, key, title, colour in ((axes[0], "general", "general held-out loss", "tab:red"),
-                                   (axes[1], "domain", "domain held-out loss", "tab:blue")):
+                                   (axes[1], "domain", "domain held-out loss (log scale)", "tab:blue")):
         ax.plot(shares, [r[key] for r in table], "o-", color=colour, label="after LoRA")
         ax.axhline(results["base"][key], color="grey", linestyle="--", label="base model")
         ax.set_title(title)
         ax.set_xlabel("general data mixed in (%)")
         ax.set_ylabel("loss per answer token")
         ax.set_xticks(shares)
+        if key == "domain":  # the base loss dwarfs the after-training ones: log scale
+            ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle("SmolLM2-135M-Instruct, LoRA on a narrow JSON task: forgetting vs general mix")
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def main() -> None:
+    """Re-render results.md and the plot from a results.json: ``python report.py [DIR]``."""
+    import sys
+
+    out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent
+    write_outputs(json.loads((out / "results.json").read_text(encoding="utf-8")), out)
 
 
 def write_outputs(results: dict, out: Path) -> None:
@@ -108,3 +121,7 @@ def write_outputs(results: dict, out: Path) -> None:
                                       encoding="utf-8")
     (out / "results.md").write_text(markdown(results) + "\n", encoding="utf-8")
     plot(results, out / "forgetting.png")
+
+
+if __name__ == "__main__":
+    main()
