@@ -184,7 +184,7 @@ def test_torchrun_two_processes_match_one_process_with_accumulation(tiny_model_d
     single = subprocess.run([sys.executable, str(script), "train", *common, "--grad-accum", "2",
                              "-o", str(tmp_path / "one")], env=env, capture_output=True, text=True, timeout=600)
     assert single.returncode == 0, single.stderr[-2000:]
-    assert ddp.stdout.count("final train loss") == 1  # only the first process reports
+    assert ddp.stderr.count("final train loss") == 1  # only the first process reports
     a, b = _losses(tmp_path / "ddp"), _losses(tmp_path / "one")
     assert sorted(a) == [1, 2, 3]
     assert a == pytest.approx(b, abs=1e-5)
