@@ -213,7 +213,8 @@ def mix_sources(
     names = [s.name for s in sources]
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})
-        raise UserError(f"two sources are named {dup[0]!r}; give each source a distinct name")
+        raise UserError(f"two sources are named {dup[0]!r}; give each source a distinct name "
+                        "(NAME=PATH on the command line)")
     for label, given in (("ratio", ratios or {}), ("cap", caps or {})):
         unknown = [n for n in given if n not in names]
         if unknown:
