@@ -27,6 +27,21 @@ REJECTS = typer.Option(None, "--rejects", help="Rejects file (default: <output s
 STRICT = typer.Option(False, "--strict", help="Exit with status 1 if any record is dropped or rejected.")
 
 
+def _step(name: str, params: dict):
+    """A registered step from CLI options; a bad option value is a one-line error."""
+    from pydantic import ValidationError
+
+    from sftdata.errors import UserError
+    from sftdata.steps.registry import build_step
+
+    try:
+        return build_step(name, params)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(map(str, err["loc"])) or name
+        raise UserError(f"{name}: {where}: {err['msg']}") from None
+
+
 def _run(title: str, input: Path, output: Path, to: Optional[str], rejects: Optional[Path],
          strict: bool, steps: list) -> None:
     """Read, run ``steps``, write output and rejects, print the summary."""
@@ -85,13 +100,11 @@ def dedup(
 ) -> None:
     """Drop exact duplicates, then MinHash LSH near-duplicates; each reject names the
     record it duplicates."""
-    from sftdata.steps.registry import build_step
-
     common = {"fields": fields, "keep": keep}
-    steps = [build_step("exact_dedup", common)]
+    steps = [_step("exact_dedup", common)]
     if not exact_only:
-        steps.append(build_step("near_dedup", {**common, "threshold": threshold,
-                                               "num_perm": num_perm, "ngram": ngram}))
+        steps.append(_step("near_dedup", {**common, "threshold": threshold,
+                                          "num_perm": num_perm, "ngram": ngram}))
     _run("dedup", input, output, to, rejects, strict, steps)
 
 
@@ -108,10 +121,8 @@ def decontaminate(
     strict: bool = STRICT,
 ) -> None:
     """Drop training records that share an n-gram with evaluation data."""
-    from sftdata.steps.registry import build_step
-
-    step = build_step("decontaminate", {"against": [str(p) for p in against], "n": n,
-                                        "fields": fields, "eval_fields": eval_fields})
+    step = _step("decontaminate", {"against": [str(p) for p in against], "n": n,
+                                   "fields": fields, "eval_fields": eval_fields})
     _run("decontaminate", input, output, to, rejects, strict, [step])
 
 

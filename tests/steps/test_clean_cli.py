@@ -89,3 +89,12 @@ def test_commands_on_the_real_world_files(cli, tmp_path, realworld):
             res = cli(command, realworld / name, "-o", out)
             assert res.exit_code == 0, (command, name, res.stderr)
             assert 0 < len(rows(out)) <= len(rows(realworld / name))
+
+
+def test_bad_option_values_are_one_line_errors(cli, tmp_path):
+    src = tmp_path / "in.json"
+    write_alpaca(src, [("a question", "an answer")])
+    res = cli("dedup", src, "-o", tmp_path / "o.json", "--fields", "everything")
+    assert res.exit_code == 2 and "fields" in res.stderr
+    res = cli("decontaminate", src, "-o", tmp_path / "o.json", "--against", src, "-n", "1")
+    assert res.exit_code == 2 and res.stderr.startswith("error: decontaminate: n:")
