@@ -3,12 +3,16 @@ saved to a temp folder, and small chat data files."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
 torch = pytest.importorskip("torch")
 
+# Also imported as tests.trainer.conftest by other test folders (for the fixtures), where
+# this folder is not on sys.path yet.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from trainer_helpers import make_records, write_jsonl  # noqa: E402
 
 
