@@ -143,9 +143,12 @@ def message_spans(tokenizer: Any, messages: list[dict], tools: list | None = Non
         else:
             # Templates that rewrite earlier turns (e.g. dropping reasoning) are not
             # prefix-stable: find the content itself after the previous turn instead.
+            # A turn whose text the template rewrote cannot be located: it is not trained.
             found = full.find(m["content"], cursor) if m["content"] else -1
-            start = found if found >= 0 else cursor
-            end = start + len(m["content"])
+            if found < 0:
+                spans.append((cursor, cursor, cursor))
+                continue
+            start, end = found, found + len(m["content"])
             eot = tokenizer.eos_token or ""
             nxt = full.find(eot, end) if eot else -1
             if nxt >= 0 and not full[end:nxt].strip():

@@ -106,3 +106,26 @@ def test_fallback_chatml_when_the_tokenizer_has_no_template(smol_tokenizer):
     assert "<|im_start|>" in tok.chat_template
     example, _, _ = tokenise(tok, CONVO, 512)
     assert trained_text(tok, example) == [a + "<|im_end|>" for a in ANSWERS]
+
+
+QWEN3_LIKE = (
+    "{%- for message in messages -%}{%- set content = message['content'] -%}"
+    "{%- if message['role'] == 'assistant' and not loop.last -%}"
+    "{%- set content = content.split('</think>')[-1].lstrip() -%}{%- endif -%}"
+    "{{- '<|im_start|>' + message['role'] + '\n' + content + '<|im_end|>\n' -}}{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\n' -}}{%- endif -%}"
+)
+
+
+def test_template_that_rewrites_history_trains_what_it_can_locate(smol_tokenizer):
+    """Reasoning stripped from earlier turns breaks prefix rendering; the last turn is still exact."""
+    tok = copy.deepcopy(smol_tokenizer)
+    tok.chat_template = QWEN3_LIKE
+    prepare_tokenizer(tok)
+    record = copy.deepcopy(CONVO)
+    record["messages"][2]["content"] = "<think>sky</think>Blue, like the sky."
+    record["messages"][4]["content"] = "<think>grass</think>Green."
+    example, _, _ = tokenise(tok, record, 512)
+    assert trained_text(tok, example) == ["<think>grass</think>Green.<|im_end|>"]
+    plain, _, _ = tokenise(tok, CONVO, 512)  # nothing rewritten: every answer found
+    assert trained_text(tok, plain) == [a + "<|im_end|>" for a in ANSWERS]
