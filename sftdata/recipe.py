@@ -13,8 +13,8 @@ Shape::
       - {path: data/domain.jsonl, name: domain}
       - {generate: {num: 12}, name: self_instruct}
     steps:                        # registered step name -> params (`sftdata steps`)
-      - quality_default: {}
-      - dedup_exact: {}
+      - default_filters: {}
+      - exact_dedup: {}
     mix: {sources: [{name: main}, {path: general.jsonl, ratio: 0.25}], seed: 0}
     output: {format: sharegpt, file: data.jsonl}
     train: {max_steps: 20}        # sftdata.trainer.TrainConfig (data/output_dir are set by the run)

@@ -28,7 +28,7 @@ from sftdata.recipe import InputSpec, Recipe
 from sftdata.rejects import count_reasons, rejects_from_frame
 from sftdata.records import FRAME_SCHEMA, empty_frame
 from sftdata.steps.base import StepReport
-from sftdata.steps.registry import build_step
+from sftdata.steps.registry import get_step
 
 Log = Callable[[str], None]
 
@@ -110,6 +110,20 @@ def _read_input(spec: InputSpec, base: Path, run_dir: Path, key: str, log: Log) 
     return frame, result.rejects, result.rows_in
 
 
+def resolve_step_params(step_name: str, params: dict, base: Path) -> tuple[dict, list[str]]:
+    """A step's params with its file params made absolute (against the recipe's folder),
+    and the digests of those files (so editing an eval set re-runs decontamination)."""
+    resolved, digests = dict(params), []
+    for key in get_step(step_name).path_params:
+        value = resolved.get(key)
+        if value is None:
+            continue
+        paths = [str(base / p) for p in (value if isinstance(value, list) else [value])]
+        digests += [file_digest(Path(p)) if Path(p).is_file() else "missing" for p in paths]
+        resolved[key] = paths if isinstance(value, list) else paths[0]
+    return resolved, digests
+
+
 def _report(name: str, rows_in: int, rows_out: int, rejects: list[dict], start: float, **extra) -> dict:
     return {**StepReport(step=name, rows_in=rows_in, rows_out=rows_out, drops=count_reasons(rejects),
                          seconds=round(time.perf_counter() - start, 3)).model_dump(), **extra}
@@ -137,10 +151,11 @@ def build_stages(recipe: Recipe, base: Path, run_dir: Path, log: Log) -> list[St
     frame = pl.concat([s.frame for s in stages], how="vertical") if stages else empty_frame()
     key = fingerprint([s.key for s in stages])
     for step_name, params in recipe.step_list():
-        key = fingerprint(key, step_name, params)
+        params, digests = resolve_step_params(step_name, params, base)
+        key = fingerprint(key, step_name, params, digests)
         stage = store.load(index, step_name, key)
         if stage is None:
-            result = build_step(step_name, params)(frame)
+            result = get_step(step_name)(params)(frame)
             stage = Stage(step_name, key, result.kept, rejects_from_frame(result.rejected, step_name),
                           result.report.model_dump())
             store.save(index, stage)

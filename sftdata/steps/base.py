@@ -52,6 +52,9 @@ class Step:
 
     name: ClassVar[str] = ""
     Params: ClassVar[type[BaseModel]] = NoParams
+    # Params that name files (a str or a list of str). A recipe's relative paths are
+    # resolved against the recipe's folder, and the files' contents key the stage cache.
+    path_params: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, params: BaseModel | dict | None = None, **kwargs):
         if isinstance(params, BaseModel):

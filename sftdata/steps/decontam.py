@@ -112,6 +112,7 @@ class Decontaminate(Step):
     name = "decontaminate"
     reason_codes = ("contaminated",)
     Params = DecontamParams
+    path_params = ("against",)
 
     def run(self, frame: pl.DataFrame):
         p = self.params

@@ -132,6 +132,7 @@ class DefaultFilters(Step):
 
     name = "default_filters"
     Params = DefaultFiltersParams
+    path_params = ("config",)
 
     def run(self, frame: pl.DataFrame):
         steps = load_filter_config(self.params.config) if self.params.config else default_filter_steps()

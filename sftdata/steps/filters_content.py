@@ -104,6 +104,7 @@ class BlocklistFilter(ExprFilter):
 
     name = "blocklist"
     Params = BlocklistParams
+    path_params = ("terms_file",)
     reason_codes = ("blocklist",)
 
     def expr(self, frame: pl.DataFrame) -> pl.Expr:
