@@ -16,7 +16,8 @@ _WRAPPERS = "\"'`*_ "
 
 
 def _clean_item(text: str) -> str:
-    text = _PREFIX_RE.sub("", text.strip())
+    text = re.sub(r"^\d{1,3}\s*[.)]\s+", "", text.strip())  # "9. 7) Explain..." twice numbered
+    text = _PREFIX_RE.sub("", text)
     text = text.strip(_WRAPPERS).strip()
     return re.sub(r"\s+", " ", text)
 
@@ -154,6 +155,11 @@ def parse_instances(text: str, output_first: bool, truncated: bool = False) -> l
     if not out:
         single = parse_instance(text, output_first)
         out = [single] if single else []
+    if not out and not output_first and text.strip() and not any(
+            _LABEL_RE.match(line) for line in text.splitlines()):
+        # Models that ignore the format (no labels at all) usually just do the task:
+        # that reply is a valid instance of the task with no input.
+        out = [("", text.strip())]
     if truncated and len(out) > 1:
         out = out[:-1]
     return out

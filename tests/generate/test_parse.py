@@ -58,3 +58,13 @@ def test_instances_stop_at_a_new_task_and_split_repeats():
     assert parse_instances(text, False) == [("a", "b")]
     text = "Input: x\nOutput: 1\nInput: x\nOutput: 2\nInput: y\nOutput: cut"
     assert parse_instances(text, False, truncated=True) == [("x", "1"), ("x", "2")]
+
+
+def test_unlabelled_reply_is_an_input_less_instance_only_for_input_first():
+    assert parse_instances("Paris is the capital of France.", False) == [("", "Paris is the capital of France.")]
+    assert parse_instances("Paris is the capital of France.", True) == []
+    assert parse_instances("Input: something\nno output label", False) == []
+
+
+def test_doubly_numbered_items_lose_both_numbers():
+    assert parse_instructions("9. 7) Explain what Git is for.") == ["Explain what Git is for."]

@@ -92,7 +92,7 @@ def test_bad_instances_and_malformed_completions_are_counted_and_skipped(tmp_pat
             if kind == 2:
                 return "Input: x\nOutput: one\nInput: x\nOutput: two"
             if kind == 3:
-                return "no labels here"
+                return "Input: an input but no output"
             if kind == 4:
                 return BackendError("malformed_completion")
         return reply(stage, prompt)
