@@ -84,7 +84,7 @@ class StageStore:
         folder.mkdir(parents=True, exist_ok=True)
         write_rows(folder / "rejects.jsonl", stage.rejects)
         with atomic_path(folder / "report.json") as tmp:
-            tmp.write_text(json.dumps(stage.report, indent=2), encoding="utf-8")
+            tmp.write_text(json.dumps(stage.report, indent=2, default=str), encoding="utf-8")
         write_frame(folder / "frame.parquet", stage.frame)
         self.kept.append(folder)
 
@@ -96,18 +96,27 @@ class StageStore:
                     shutil.rmtree(folder, ignore_errors=True)
 
 
-def _read_input(spec: InputSpec, base: Path, run_dir: Path, key: str, log: Log) -> tuple[pl.DataFrame, list[dict], int]:
+def _read_input(spec: InputSpec, base: Path, run_dir: Path, key: str, log: Log
+                ) -> tuple[pl.DataFrame, list[dict], int, dict]:
+    """Read one input file, or generate it first (resumable, keyed output file)."""
+    extra: dict = {}
     if spec.generate is not None:
         from sftdata.generate import GenerateConfig, generate
 
         out = run_dir / "generate" / f"{spec.source_name()}-{key}.jsonl"
-        generate(GenerateConfig.model_validate({**spec.generate, "output": str(out)}))
+        summary = generate(GenerateConfig.model_validate({**spec.generate, "output": str(out)}))
+        extra["generate"] = summary.to_dict()
+        log(f"generated with {summary.backend} / {summary.model}: {summary.records} records, "
+            f"{summary.requests} requests, {summary.total_tokens:,} tokens")
+        if not summary.complete:
+            log(f"warning: generation stopped at {summary.records} of {spec.generate.get('num', 20)} "
+                "records (request budget); run again to continue")
         path = out
     else:
         path = base / spec.path
     result = read_canonical(path, fmt=spec.format, source=spec.source_name())
     frame = result.frame.with_columns(pl.lit(spec.source_name()).alias("source"))
-    return frame, result.rejects, result.rows_in
+    return frame, result.rejects, result.rows_in, extra
 
 
 def resolve_step_params(step_name: str, params: dict, base: Path) -> tuple[dict, list[str]]:
@@ -129,6 +138,11 @@ def _report(name: str, rows_in: int, rows_out: int, rejects: list[dict], start: 
                          seconds=round(time.perf_counter() - start, 3)).model_dump(), **extra}
 
 
+def _log_stage(log: Log, stage: Stage) -> None:
+    log(f"{stage.name:<28} {stage.report['rows_in']:>7,} -> {stage.frame.height:>7,}"
+        + ("  (cached)" if stage.cached else ""))
+
+
 def build_stages(recipe: Recipe, base: Path, run_dir: Path, log: Log) -> list[Stage]:
     """Run (or reuse) every data stage of the recipe in order; returns them all."""
     store = StageStore(run_dir / "stages")
@@ -141,10 +155,10 @@ def build_stages(recipe: Recipe, base: Path, run_dir: Path, log: Log) -> list[St
         stage = store.load(index, name, key)
         if stage is None:
             start = time.perf_counter()
-            frame, rejects, rows_in = _read_input(spec, base, run_dir, key, log)
-            stage = Stage(name, key, frame, rejects, _report(name, rows_in, frame.height, rejects, start))
+            frame, rejects, rows_in, extra = _read_input(spec, base, run_dir, key, log)
+            stage = Stage(name, key, frame, rejects, _report(name, rows_in, frame.height, rejects, start, **extra))
             store.save(index, stage)
-        log(f"{name:<28} {stage.report['rows_in']:>7,} -> {stage.frame.height:>7,}" + ("  (cached)" if stage.cached else ""))
+        _log_stage(log, stage)
         stages.append(stage)
         index += 1
 
@@ -159,7 +173,7 @@ def build_stages(recipe: Recipe, base: Path, run_dir: Path, log: Log) -> list[St
             stage = Stage(step_name, key, result.kept, rejects_from_frame(result.rejected, step_name),
                           result.report.model_dump())
             store.save(index, stage)
-        log(f"{step_name:<28} {frame.height:>7,} -> {stage.frame.height:>7,}" + ("  (cached)" if stage.cached else ""))
+        _log_stage(log, stage)
         frame = stage.frame
         stages.append(stage)
         index += 1
@@ -177,7 +191,7 @@ def build_stages(recipe: Recipe, base: Path, run_dir: Path, log: Log) -> list[St
                           _report("mix", mixed.rows_in, mixed.frame.height, mixed.rejects, start,
                                   mix=mixed.report.model_dump()))
             store.save(index, stage)
-        log(f"{'mix':<28} {stage.report['rows_in']:>7,} -> {stage.frame.height:>7,}" + ("  (cached)" if stage.cached else ""))
+        _log_stage(log, stage)
         stages.append(stage)
     store.prune()
     return stages
@@ -285,5 +299,5 @@ def run_recipe(recipe: Recipe, recipe_path: Path, log: Log = print, train: bool 
         summary["train"] = run_training(recipe, run_dir, data_path, data_key, stages[-1].frame, log)
     summary["seconds"] = round(time.perf_counter() - start, 1)
     with atomic_path(run_dir / "summary.json") as tmp:
-        tmp.write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
+        tmp.write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
     return summary

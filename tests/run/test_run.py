@@ -140,3 +140,25 @@ def test_killed_run_continues_where_it_stopped(tmp_path, tiny_model_dir):
     assert "(cached)" in log and "resuming" in log
     state = json.loads((tmp_path / "run" / "train.json").read_text())
     assert state["done"] and state["steps"] == 40
+
+
+def test_generate_input_runs_once_then_is_cached(tmp_path):
+    from sftdata.generate.fake_server import FakeServer
+
+    make_data(tmp_path)
+    with FakeServer(latency=0.0, fault_rate=0.2, seed=3) as server:
+        path = tmp_path / "recipe.yaml"
+        path.write_text(
+            f"# Run: sftdata run recipe.yaml\nname: gen\nrun_dir: {tmp_path / 'run'}\ninputs:\n"
+            "  - {path: domain.jsonl, name: domain}\n"
+            f"  - {{name: synth, generate: {{num: 5, base_url: '{server.url}', model: fake, request_timeout: 2}}}}\n",
+            encoding="utf-8")
+        logs: list[str] = []
+        first = run_recipe(load_recipe(path), path, log=logs.append)
+        gen = first["stages"][1]
+        assert gen["step"] == "read:synth" and gen["rows_out"] == 5
+        assert gen["generate"]["backend"] == "openai-compatible" and gen["generate"]["complete"]
+        assert any("generated with openai-compatible / fake: 5 records" in line for line in logs)
+        assert first["records"] == 26 + 5  # 24 domain + duplicate + refusal (no steps), + 5 generated
+        again = run_recipe(load_recipe(path), path, log=lambda _: None)
+        assert cached_flags(again) == {"read:domain": True, "read:synth": True}
