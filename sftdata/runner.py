@@ -143,8 +143,12 @@ def _log_stage(log: Log, stage: Stage) -> None:
         + ("  (cached)" if stage.cached else ""))
 
 
-def build_stages(recipe: Recipe, base: Path, run_dir: Path, log: Log) -> list[Stage]:
-    """Run (or reuse) every data stage of the recipe in order; returns them all."""
+def build_stages(recipe: Recipe, base: Path, run_dir: Path, log: Log) -> tuple[list[Stage], pl.DataFrame, str]:
+    """Run (or reuse) every data stage of the recipe in order.
+
+    Returns the stages, the final records (all inputs together when there are no steps
+    and no mix) and the key that identifies them.
+    """
     store = StageStore(run_dir / "stages")
     stages: list[Stage] = []
     index = 0
@@ -193,21 +197,23 @@ def build_stages(recipe: Recipe, base: Path, run_dir: Path, log: Log) -> list[St
             store.save(index, stage)
         _log_stage(log, stage)
         stages.append(stage)
+        frame = stage.frame
     store.prune()
-    return stages
+    return stages, frame, key
 
 
-def write_outputs(recipe: Recipe, run_dir: Path, stages: list[Stage]) -> tuple[Path, Path, list[dict]]:
+def write_outputs(recipe: Recipe, run_dir: Path, stages: list[Stage], frame: pl.DataFrame
+                  ) -> tuple[Path, Path, list[dict]]:
     """The built data in the recipe's format, and every stage's rejects in one file."""
     data_path = run_dir / recipe.output.file
-    write_rejected = write_records(stages[-1].frame, data_path, recipe.output.format)
+    write_rejected = write_records(frame, data_path, recipe.output.format)
     rejects = [r for s in stages for r in s.rejects] + write_rejected
     rejects_path = run_dir / "rejects.jsonl"
     write_rows(rejects_path, rejects)
     return data_path, rejects_path, write_rejected
 
 
-def write_audit(recipe: Recipe, run_dir: Path, stages: list[Stage], key: str) -> Path | None:
+def write_audit(recipe: Recipe, run_dir: Path, stages: list[Stage], frame: pl.DataFrame, key: str) -> Path | None:
     """report.html + stats.json for the final data, with every stage's counts."""
     if not recipe.audit.enabled:
         return None
@@ -217,7 +223,7 @@ def write_audit(recipe: Recipe, run_dir: Path, stages: list[Stage], key: str) ->
         return html
     from sftdata.audit import compute_stats, render_report
 
-    stats = compute_stats(stages[-1].frame, sample_count=recipe.audit.samples,
+    stats = compute_stats(frame, sample_count=recipe.audit.samples,
                           title=f"sftdata run: {recipe.name}")
     render_report(stats, [s.report for s in stages], html_path=html, json_path=run_dir / "stats.json")
     marker.write_text(key)
@@ -284,19 +290,19 @@ def run_recipe(recipe: Recipe, recipe_path: Path, log: Log = print, train: bool 
     base = recipe_path.resolve().parent
     run_dir = Path(recipe.run_dir or Path("runs") / recipe.name)
     run_dir.mkdir(parents=True, exist_ok=True)
-    stages = build_stages(recipe, base, run_dir, log)
-    data_path, rejects_path, write_rejected = write_outputs(recipe, run_dir, stages)
-    data_key = fingerprint(stages[-1].key, recipe.output.model_dump())
-    report = write_audit(recipe, run_dir, stages, fingerprint(data_key, recipe.audit.model_dump()))
+    stages, frame, key = build_stages(recipe, base, run_dir, log)
+    data_path, rejects_path, write_rejected = write_outputs(recipe, run_dir, stages, frame)
+    data_key = fingerprint(key, recipe.output.model_dump())
+    report = write_audit(recipe, run_dir, stages, frame, fingerprint(data_key, recipe.audit.model_dump()))
     summary = {
         "recipe": str(recipe_path), "run_dir": str(run_dir), "data": str(data_path),
-        "records": stages[-1].frame.height - len(write_rejected), "rejects": str(rejects_path),
+        "records": frame.height - len(write_rejected), "rejects": str(rejects_path),
         "rejected_by_reason": count_reasons([r for s in stages for r in s.rejects] + write_rejected),
         "report": str(report) if report else None,
         "stages": [{**s.report, "cached": s.cached} for s in stages],
     }
     if recipe.train is not None and train:
-        summary["train"] = run_training(recipe, run_dir, data_path, data_key, stages[-1].frame, log)
+        summary["train"] = run_training(recipe, run_dir, data_path, data_key, frame, log)
     summary["seconds"] = round(time.perf_counter() - start, 1)
     with atomic_path(run_dir / "summary.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
