@@ -189,11 +189,12 @@ def build_stages(recipe: Recipe, base: Path, run_dir: Path, log: Log) -> tuple[l
         key = fingerprint(key, "mix", recipe.mix.model_dump(), files)
         stage = store.load(index, "mix", key)
         if stage is None:
-            start = time.perf_counter()
             mixed = run_mix(recipe.mix, base_dir=base, main=frame)
-            stage = Stage("mix", key, mixed.frame.select(FRAME_SCHEMA.names()), mixed.rejects,
-                          _report("mix", mixed.rows_in, mixed.frame.height, mixed.rejects, start,
-                                  mix=mixed.report.model_dump()))
+            # Records a source had but the mix did not draw count as `not_sampled`.
+            report = mixed.report.step_report().model_dump()
+            report.update(rows_in=mixed.rows_in, drops={**report["drops"], **count_reasons(mixed.rejects)},
+                          mix=mixed.report.model_dump())
+            stage = Stage("mix", key, mixed.frame.select(FRAME_SCHEMA.names()), mixed.rejects, report)
             store.save(index, stage)
         _log_stage(log, stage)
         stages.append(stage)
