@@ -231,21 +231,40 @@ def write_audit(recipe: Recipe, run_dir: Path, stages: list[Stage], frame: pl.Da
     return html
 
 
-def _sample_prompts(frame: pl.DataFrame, count: int) -> list[str]:
-    """First user turns of a few records, chosen with a fixed seed."""
+def _sample_prompts(frame: pl.DataFrame, count: int) -> list[list[dict]]:
+    """A few records' turns up to their first answer (system prompt included), seeded."""
     if frame.height == 0 or count == 0:
         return []
     picked = frame.sample(n=min(count, frame.height), seed=0)["messages"].to_list()
-    return [next((m["content"] for m in ms if m["role"] == "user"), "") for ms in picked]
+    prompts = []
+    for messages in picked:
+        first_answer = next((i for i, m in enumerate(messages) if m["role"] == "assistant"), len(messages))
+        prompts.append([{"role": m["role"], "content": m["content"]} for m in messages[:first_answer]])
+    return prompts
+
+
+def _samples(model: str | Path | None, prompts: list, max_new_tokens: int) -> list[tuple[str, str]]:
+    """Greedy answers of a model (a folder, an adapter, or the bundled one) to ``prompts``."""
+    if not prompts:
+        return []
+    from sftdata.trainer import generate_samples, load_trained
+
+    loaded, tokenizer = load_trained(model)
+    return generate_samples(loaded, tokenizer, prompts, max_new_tokens=max_new_tokens)
 
 
 def run_training(recipe: Recipe, run_dir: Path, data_path: Path, data_key: str,
                  frame: pl.DataFrame, log: Log) -> dict:
-    """Train on the built data; reuse a finished run with the same key, resume a killed one."""
+    """Train on the built data; reuse a finished run with the same key, resume a killed one.
+
+    Before/after samples are made here rather than by the trainer, so that the same
+    prompts (with their system prompt) go to the base model and to the trained one.
+    """
     from sftdata.trainer import TrainConfig, train
 
     options = dict(recipe.train or {})
     prompts = options.pop("sample_prompts", None) or _sample_prompts(frame, options.get("num_samples", 2))
+    max_new = options.get("sample_max_new_tokens", 64)
     options.setdefault("save_every", 5)
     out = run_dir / "train"
     key = fingerprint(data_key, recipe.train)
@@ -258,31 +277,20 @@ def run_training(recipe: Recipe, run_dir: Path, data_path: Path, data_key: str,
     if not resume and out.exists():
         shutil.rmtree(out)
     marker.write_text(json.dumps({"key": key, "done": False}))
-    before = _base_samples(options.get("model"), prompts, options.get("sample_max_new_tokens", 64))
+    before = _samples(options.get("model"), prompts, max_new)
     config = TrainConfig.model_validate({**options, "data": str(data_path), "data_format": recipe.output.format,
-                                         "output_dir": str(out), "resume": resume,
-                                         "sample_prompts": prompts})
+                                         "output_dir": str(out), "resume": resume, "num_samples": 0})
     log(f"{'train':<28} {'resuming' if resume else 'starting'} {config.method} -> {out}")
     result = train(config)
+    after = _samples(result.output_dir, prompts, max_new)
     state = {"key": key, "done": True, "output_dir": str(result.output_dir), "steps": result.steps,
              "train_loss": result.train_loss, "eval_loss": result.eval_loss,
              "first_loss": result.losses[0] if result.losses else None,
              "trained_tokens": result.trained_tokens, "seconds": result.seconds,
-             "samples": [{"prompt": p, "before": b, "after": a}
-                         for (p, b), (_, a) in zip(before, result.samples)]}
+             "samples": [{"prompt": p, "before": b, "after": a} for (p, b), (_, a) in zip(before, after)]}
     with atomic_path(marker) as tmp:
         tmp.write_text(json.dumps(state, indent=2, ensure_ascii=False), encoding="utf-8")
     return state
-
-
-def _base_samples(model: str | None, prompts: list[str], max_new_tokens: int) -> list[tuple[str, str]]:
-    """The base model's answers, to print beside the trained model's."""
-    if not prompts:
-        return []
-    from sftdata.trainer import generate_samples, load_trained
-
-    base, tokenizer = load_trained(model)
-    return generate_samples(base, tokenizer, prompts, max_new_tokens=max_new_tokens)
 
 
 def run_recipe(recipe: Recipe, recipe_path: Path, log: Log = print, train: bool = True) -> dict:
