@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from sftdata.io import read_complete_lines, write_rows
-from .modeling import atomic_dir, load_trainable_state, trainable_state
+from sftdata.io import atomic_dir, read_complete_lines, write_rows
+
+from .modeling import load_trainable_state, trainable_state
 
 STATE = "state.json"
 
@@ -48,16 +49,12 @@ def save_checkpoint(output_dir: str | Path, model: Any, optimizer: Any, schedule
     """Write one checkpoint for ``state["step"]`` and prune all but the newest ``keep``."""
     root = checkpoint_dir(output_dir)
     target = root / f"step-{state['step']:07d}"
-    tmp, commit = atomic_dir(target)
-    try:
+    with atomic_dir(target) as tmp:
         torch.save(trainable_state(model), tmp / "trainable.pt")
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
         torch.save(rng_state(), tmp / "rng.pt")
         (tmp / STATE).write_text(json.dumps(state, indent=1), encoding="utf-8")
-        commit()
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     for old in list_checkpoints(output_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return target

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from sftdata.errors import UserError
+from sftdata.io import atomic_dir
 from sftdata.local_model import load_causal_lm, load_tokenizer
 
 ADAPTER_CONFIG = "adapter_config.json"
@@ -99,20 +99,6 @@ def load_trainable_state(model: Any, state: dict[str, torch.Tensor]) -> None:
             params[name].copy_(value)
 
 
-def atomic_dir(target: Path):
-    """A temp folder beside ``target`` plus a function that renames it into place."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-
-    def commit() -> None:
-        if target.exists():
-            shutil.rmtree(target)
-        os.rename(tmp, target)
-
-    return tmp, commit
-
-
 def save_model(model: Any, tokenizer: Any, out: Path, extra: dict[str, str] | None = None) -> None:
     """Save the adapter (lora) or the whole model, with the tokenizer, into ``out``.
 
@@ -120,16 +106,14 @@ def save_model(model: Any, tokenizer: Any, out: Path, extra: dict[str, str] | No
     existing unrelated files in ``out`` (metrics, checkpoints) are kept.
     """
     out = Path(out)
-    tmp, _ = atomic_dir(out / "final")
-    try:
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".final.", dir=out) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         for name, text in (extra or {}).items():
-            (tmp / name).write_text(text, encoding="utf-8")
-        for item in tmp.iterdir():
+            (Path(tmp) / name).write_text(text, encoding="utf-8")
+        for item in Path(tmp).iterdir():
             os.replace(item, out / item.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def is_adapter(path: str | os.PathLike) -> bool:
@@ -166,11 +150,7 @@ def merge_adapter(adapter_dir: str | os.PathLike, out_dir: str | os.PathLike,
     model, tokenizer = load_trained(adapter_dir, base=base)
     merged = model.merge_and_unload()
     out = Path(out_dir)
-    tmp, commit = atomic_dir(out)
-    try:
+    with atomic_dir(out) as tmp:
         merged.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        commit()
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out
