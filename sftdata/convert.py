@@ -128,15 +128,15 @@ def convert_file(
     """Convert a file to format ``to``, file to file; the output is written atomically.
 
     Alpaca .jsonl -> ShareGPT/OpenAI .jsonl takes the vectorised polars path
-    (``sftdata.formats.fast``); everything else reads and writes record by record. Both
-    give the same output rows and the same rejects.
+    (``sftdata.formats.fast_run``); everything else reads and writes record by record.
+    Both give the same output rows and the same rejects.
     """
-    from sftdata.formats import fast
+    from sftdata.formats import fast, fast_run
 
     check_format(to)
     plan = fast.plan(input, output, to, fmt)
     if plan is not None:
-        rows_in, rows_out, rejects = fast.convert(plan, progress)
+        rows_in, rows_out, rejects = fast_run.convert(plan, progress)
         return Converted(rows_in, rows_out, rejects, "alpaca")
     result = read_canonical(input, fmt=fmt, progress=progress)
     write_rejected = write_records(result.frame, output, to)

@@ -1,4 +1,5 @@
-"""Alpaca JSON Lines -> ShareGPT / OpenAI JSON Lines, vectorised in polars.
+"""Alpaca JSON Lines -> ShareGPT / OpenAI JSON Lines, vectorised in polars: the plan and
+the checked route.
 
 The per-record path (``read_canonical`` then ``write_records``) spends most of its time
 in Python per record; this path decodes, checks and re-encodes whole blocks of lines
@@ -7,7 +8,9 @@ path gives: the same output rows (equal once parsed) in the same order, and the 
 rejects. It does so by sending a line through the vectorised route only when polars
 checks *prove* that the per-record converter would turn it into the same row without
 a reject; every other line goes through the per-record functions themselves, at its
-own line number. Why each check is needed (each one found by testing polars):
+own line number. ``fast_run`` runs a plan; ``fast_sized`` proves a compactly written
+file clean by its size instead of line by line. Why each check of the checked route
+is needed (each one found by testing polars):
 
 - ``str.json_decode`` into String fields turns numbers and booleans into their text
   (``3`` -> ``"3"``): a field whose text reads like a number, boolean or null goes
@@ -32,18 +35,15 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import polars as pl
 
 from sftdata.errors import UserError
 from sftdata.formats import alpaca, check_format, detect_format
-from sftdata.io import RawRow, decode_line, atomic_path, dumps, extension
+from sftdata.io import RawRow, decode_line, dumps, extension
 from sftdata.records import HINTS_KEY
 
 TARGETS = ("sharegpt", "openai")
-BLOCK_BYTES = 16 << 20  # small enough for the allocator to reuse memory between blocks
-BATCH_ROWS = 50_000  # rows per batch handed over by the streaming query
 SMALLEST_SPLIT = 256  # below this many lines a block that fails to decode goes per-record
 _REQUIRED = ("instruction", "output")
 _OPTIONAL = ("input", "system")
@@ -62,9 +62,6 @@ _COERCED = r"^(?:[-+]?[0-9][0-9.eE+\-]*|true|false|null)$|^[\[{]"
 # Key ends, plus escapes of lone surrogates (which only add to the count: see above).
 _KEY_END = r'"[ \t\r\n]*:|\\u[dD][89a-fA-F]'
 _BLANK = r"^[ \t\n\r\x0b\x0c]*$"  # bytes.strip() whitespace: such lines are skipped
-
-Progress = Callable[[int], None]
-
 
 @dataclass
 class Plan:
@@ -129,25 +126,33 @@ def _decoded(lf: pl.LazyFrame, fields: tuple[str, ...]) -> pl.LazyFrame:
     )
 
 
-def _is_clean(fields: tuple[str, ...]) -> pl.Expr:
-    """True where the per-record path surely converts the row, and to what we build."""
+def _is_clean(fields: tuple[str, ...], count_keys: bool = True) -> pl.Expr:
+    """True where the per-record path surely converts the row, and to what we build.
+
+    ``count_keys=False`` leaves out the key count, for rows proven whole another way.
+    """
     present = [pl.col(f).is_not_null() for f in fields]
     looks_typed = [pl.col(f).is_not_null() & pl.col(f).str.contains(_COERCED) for f in fields]
     has_prompt = (pl.col("instruction").str.contains(_NON_SPACE)
                   | pl.col("input").fill_null("").str.contains(_NON_SPACE))
+    keys_known = (pl.col("_keys") == pl.sum_horizontal(present)) if count_keys else pl.lit(True)
     return (
         pl.all_horizontal(pl.col(f).is_not_null() for f in _REQUIRED)
         & ~pl.any_horizontal(looks_typed)
-        & (pl.col("_keys") == pl.sum_horizontal(present))
+        & keys_known
         & has_prompt
         & pl.col("output").str.contains(_NON_SPACE)
     ).fill_null(False)
 
 
-def _analysed(decoded: pl.LazyFrame, p: Plan) -> pl.LazyFrame:
-    """Per line: ``n``, whether it is clean, the texts the output needs, else its ``text``."""
+def _analysed(decoded: pl.LazyFrame, p: Plan, count_keys: bool = True, keep: tuple[pl.Expr, ...] = ()
+              ) -> pl.LazyFrame:
+    """Per line: ``n``, whether it is clean, the texts the output needs, else its ``text``.
+
+    ``keep``: more columns to compute from the decoded fields.
+    """
     fields = (*_REQUIRED, *_OPTIONAL, *p.extras)
-    clean = _is_clean(fields)
+    clean = _is_clean(fields, count_keys)
     input_ = pl.col("input").fill_null("")
     prompt = pl.when(input_ != "").then(pl.concat_str(pl.col("instruction"), pl.lit("\n"), input_))
     prompt = prompt.otherwise(pl.col("instruction"))
@@ -158,37 +163,8 @@ def _analysed(decoded: pl.LazyFrame, p: Plan) -> pl.LazyFrame:
         pl.when(pl.col("system") != "").then(pl.col("system")).alias("system"),
         *p.extras,
         pl.when(clean).then(None).otherwise(pl.col("text")).alias("text"),
+        *keep,
     )
-
-
-def _blocks(path: Path, block_bytes: int) -> Iterator[tuple[int, bytes, int]]:
-    """(first line number, data, line count) for consecutive blocks of whole lines.
-
-    ``data`` starts at a line start and holds ``count`` whole lines, possibly followed by
-    the start of the next line (read again by the next block: no copy). Line numbers are
-    those of ``bytes.split(b"\\n")`` over the whole file, as in ``read_rows``.
-    """
-    line_no = 1
-    with open(path, "rb") as f:
-        while True:
-            start = f.tell()
-            data = f.read(block_bytes)
-            if not data:
-                return
-            cut = data.rfind(b"\n") + 1
-            at_end = len(data) < block_bytes
-            if at_end or cut == len(data):
-                yield line_no, data, data.count(b"\n") + (cut < len(data))
-                if at_end:
-                    return
-            elif cut == 0:
-                block_bytes *= 2  # a line longer than a block
-                f.seek(start)
-                continue
-            else:
-                f.seek(start + cut)
-                yield line_no, data, data.count(b"\n", 0, cut)
-            line_no += data.count(b"\n", 0, cut)
 
 
 def _analyse_block(first: int, data: bytes, count: int, p: Plan) -> tuple[pl.DataFrame, dict[int, bytes]]:
@@ -286,6 +262,12 @@ def _output_frame(part: pl.DataFrame, to: str, columns: list[str]) -> pl.DataFra
 def _write(result: pl.DataFrame, slow: list[tuple[int, str]], p: Plan, out) -> int:
     """Write clean rows (grouped by which optional keys they have) and per-record rows in order."""
     optional = ["system", *p.extras]
+    if not slow and result["_clean"].all():  # the common case: written as is, without copies
+        missing = result.select(pl.col(c).null_count() for c in optional).row(0) if optional else ()
+        if all(m in (0, result.height) for m in missing):
+            frame = _output_frame(result, p.to, [c for c, m in zip(optional, missing) if m == 0])
+            frame.write_ndjson(out)
+            return frame.height
     flags = [pl.col(c).is_not_null().alias(f"_has_{c}") for c in optional]
     clean = result.filter("_clean").with_columns(flags)
     parts = clean.partition_by([f"_has_{c}" for c in optional], maintain_order=True, as_dict=True) \
@@ -308,70 +290,3 @@ def _write(result: pl.DataFrame, slow: list[tuple[int, str]], p: Plan, out) -> i
     if merged.height:
         merged.select("json").write_csv(out, include_header=False, quote_style="never")
     return merged.height
-
-
-Batches = Iterator[tuple[pl.DataFrame, dict[int, bytes]]]
-
-
-def _file_batches(p: Plan) -> Batches:
-    """The whole file as one streaming query, handed over in batches as they are ready.
-
-    polars reads the file itself and decodes ahead while a batch is written; the query
-    raises (and the caller starts over by blocks) if any line cannot be decoded.
-    """
-    fields = (*_REQUIRED, *_OPTIONAL, *p.extras)
-    lines = pl.scan_lines(p.input, name="text", row_index_name="n", row_index_offset=1)
-    for batch in _analysed(_decoded(lines, fields), p).collect_batches(chunk_size=BATCH_ROWS):
-        yield batch, {}
-
-
-def _block_batches(p: Plan, block_bytes: int) -> Batches:
-    for first, data, count in _blocks(p.input, block_bytes):
-        yield _analyse_block(first, data, count, p)
-
-
-def _run(p: Plan, batches: Batches, progress: Progress | None):
-    rows_in = rows_out = 0
-    read_rejects: list[dict] = []
-    write_rejects: list[dict] = []
-    with atomic_path(p.output) as tmp, open(tmp, "wb") as out:
-        for result, not_utf8 in batches:
-            slow = result.filter(~pl.col("_clean")).select("n", "text")
-            pairs: list[tuple[int, str]] = []
-            if slow.height:
-                rows = [decode_line(n, (not_utf8[n] if text is None else text.encode()).rstrip(b"\r"))
-                        for n, text in slow.iter_rows()]
-                pairs, rr, wr = _per_record(rows, p.to, p.source)
-                read_rejects += rr
-                write_rejects += wr
-            rows_out += _write(result, pairs, p, out)
-            rows_in += result.height
-            if progress:
-                progress(result.height)
-    return rows_in, rows_out, read_rejects + write_rejects
-
-
-def convert(p: Plan, progress: Progress | None = None, block_bytes: int = BLOCK_BYTES):
-    """Run a plan: write the output atomically; returns ``(rows_in, rows_out, rejects)``.
-
-    First as one streaming query over the file; if polars cannot decode some line, again
-    block by block (isolating such lines for the per-record path).
-    """
-    reported = redone = 0
-
-    def first_try(n: int) -> None:
-        nonlocal reported
-        reported += n
-        if progress:
-            progress(n)
-
-    def second_try(n: int) -> None:  # reports only the rows beyond those already reported
-        nonlocal redone
-        before, redone = redone, redone + n
-        if progress and redone > max(before, reported):
-            progress(redone - max(before, reported))
-
-    try:
-        return _run(p, _file_batches(p), first_try)
-    except pl.exceptions.PolarsError:
-        return _run(p, _block_batches(p, block_bytes), second_try)

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sftdata.convert import convert_file, read_canonical, write_records
-from sftdata.formats import fast
+from sftdata.formats import fast, fast_run, fast_sized
 from tests.formats.strategies import alpaca_rows
 
 TARGETS = ("sharegpt", "openai")
@@ -34,22 +34,22 @@ def per_record(path: Path, to: str, out: Path):
     return result.rows_in, read_lines(out), rejects
 
 
-def vectorised(path: Path, to: str, out: Path, block_bytes: int = fast.BLOCK_BYTES):
+def vectorised(path: Path, to: str, out: Path, block_bytes: int = fast_run.BLOCK_BYTES):
     plan = fast.plan(path, out, to)
     assert plan is not None, "the fast path should take an Alpaca .jsonl file"
-    rows_in, rows_out, rejects = fast.convert(plan, block_bytes=block_bytes)
+    rows_in, rows_out, rejects = fast_run.convert(plan, block_bytes=block_bytes)
     lines = read_lines(out)
     assert rows_out == len(lines)
     return rows_in, lines, rejects
 
 
 def clean_share(plan: fast.Plan) -> float:
-    """The share of lines that took the vectorised route."""
-    blocks = [fast._analyse_block(*block, plan)[0] for block in fast._blocks(plan.input, 1 << 20)]
+    """The share of lines the checked route proves clean."""
+    blocks = [fast_run.analyse_block(block, plan).analysis for block in fast_run.blocks(plan.input, 1 << 20)]
     return pl.concat(blocks)["_clean"].mean()
 
 
-def assert_same(path: Path, to: str, tmp: Path, block_bytes: int = fast.BLOCK_BYTES) -> list[dict]:
+def assert_same(path: Path, to: str, tmp: Path, block_bytes: int = fast_run.BLOCK_BYTES) -> list[dict]:
     slow_in, slow_lines, slow_rejects = per_record(path, to, tmp / "slow.jsonl")
     fast_in, fast_lines, fast_rejects = vectorised(path, to, tmp / "fast.jsonl", block_bytes)
     assert fast_in == slow_in
@@ -115,13 +115,15 @@ def test_bad_utf8_and_small_blocks_take_the_block_route(tmp_path, to, block_byte
 
 
 def test_a_bad_line_after_written_batches_starts_over_by_blocks(tmp_path, monkeypatch):
-    monkeypatch.setattr(fast, "BATCH_ROWS", 7)
-    good = [json.dumps({"instruction": f"q{i}", "output": f"a{i}"}) for i in range(60)]
+    """A compact file passes the probe, then fails further on: it starts over, checked."""
+    monkeypatch.setattr(fast_sized, "BATCH_ROWS", 7)
+    monkeypatch.setattr(fast_run, "PROBE_BYTES", 200)
+    good = [json.dumps({"instruction": f"q{i}", "output": f"a{i}"}, separators=(",", ":")) for i in range(60)]
     path = tmp_path / "in.jsonl"
     path.write_text("\n".join(good[:40] + ["{broken"] + good[40:]) + "\n", encoding="utf-8")
     seen = []
     plan = fast.plan(path, tmp_path / "fast.jsonl", "openai")
-    assert fast.convert(plan, progress=seen.append)[:2] == (61, 60)
+    assert fast_run.convert(plan, progress=seen.append)[:2] == (61, 60)
     assert sum(seen) == 61
     assert [(r["location"], r["reason"]) for r in assert_same(path, "openai", tmp_path)] == [(41, "bad_json")]
 

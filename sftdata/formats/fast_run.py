@@ -1,0 +1,147 @@
+"""Runs a fast conversion: the sized route over the whole file, else the checked route.
+
+The sized route (``fast_sized``) streams the whole file through one polars query and
+proves at the end, from byte counts, that every line was clean. It is tried when the
+file's first block passes the same proof (a compactly written file); if the whole file
+then fails it (a bad line further on), the output is discarded and the file goes the
+checked route.
+
+The checked route reads the file in blocks of whole lines and converts two blocks at a
+time on worker threads (polars releases the GIL): ``fast._analyse_block`` proves lines
+clean one by one, and the lines it cannot prove go through the per-record functions
+on the main thread, which writes every block's rows in file order.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Callable, Iterator
+
+import polars as pl
+
+from sftdata.formats import fast, fast_sized
+from sftdata.io import atomic_path, decode_line
+
+BLOCK_BYTES = 16 << 20  # small enough for the allocator to reuse memory between blocks
+PROBE_BYTES = 1 << 20  # the first lines, enough to tell a compactly written file
+WORKERS = 2  # blocks converted at once; these machines have 2 cores
+
+Progress = Callable[[int], None]
+
+
+def convert(p: fast.Plan, progress: Progress | None = None, block_bytes: int = BLOCK_BYTES):
+    """Run a plan: write the output atomically; returns ``(rows_in, rows_out, rejects)``."""
+    report = _ReportOnce(progress)
+    shape = fast_sized.framing(p)
+    with atomic_path(p.output) as tmp, open(tmp, "wb") as out:
+        first = next(blocks(Path(p.input), min(block_bytes, PROBE_BYTES)), b"")
+        if shape is not None and fast_sized.convert(first, p, shape, io.BytesIO()) is not None:
+            rows = fast_sized.convert(Path(p.input), p, shape, out, report)
+            if rows is not None:
+                return rows, rows, []
+            out.seek(0)
+            out.truncate()
+            report.start_over()
+        return _convert_checked(p, out, report, block_bytes)
+
+
+class _ReportOnce:
+    """Forwards progress, leaving out rows an abandoned first attempt already reported."""
+
+    def __init__(self, progress: Progress | None):
+        self.progress, self.reported, self.seen = progress, 0, 0
+
+    def start_over(self) -> None:
+        self.seen = 0
+
+    def __call__(self, rows: int) -> None:
+        self.seen += rows
+        if self.progress and self.seen > self.reported:
+            self.progress(self.seen - self.reported)
+            self.reported = self.seen
+
+
+def blocks(path: Path, block_bytes: int) -> Iterator[bytes]:
+    """Consecutive blocks of whole lines; only the last one may lack its newline."""
+    with open(path, "rb") as f:
+        while True:
+            start = f.tell()
+            data = f.read(block_bytes)
+            if len(data) < block_bytes:
+                if data:
+                    yield data
+                return
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:  # a line longer than a block
+                block_bytes *= 2
+                f.seek(start)
+                continue
+            if cut < len(data):
+                f.seek(start + cut)
+                data = data[:cut]
+            yield data
+
+
+@dataclass
+class BlockDone:
+    """One block's analysis by the checked route, its line numbers ``n`` counted from 1."""
+
+    lines: int  # lines in the block, blank ones included (line numbers advance by this)
+    analysis: pl.DataFrame
+    not_utf8: dict[int, bytes] = field(default_factory=dict)
+
+
+def analyse_block(block: bytes, p: fast.Plan) -> BlockDone:
+    lines = block.count(b"\n") + (not block.endswith(b"\n"))
+    analysis, not_utf8 = fast._analyse_block(1, block, lines, p)
+    return BlockDone(lines, analysis, not_utf8)
+
+
+@dataclass
+class _Totals:
+    rows_in: int = 0
+    rows_out: int = 0
+    read_rejects: list[dict] = field(default_factory=list)
+    write_rejects: list[dict] = field(default_factory=list)
+
+
+def _convert_checked(p: fast.Plan, out: BinaryIO, report: _ReportOnce, block_bytes: int):
+    totals = _Totals()
+    line = 1
+    with ThreadPoolExecutor(WORKERS) as pool:
+        pending: deque[Future[BlockDone]] = deque()
+
+        def finish(done: BlockDone) -> None:
+            nonlocal line
+            _write_block(done, line, p, out, totals)
+            line += done.lines
+            report(done.analysis.height)
+
+        for block in blocks(Path(p.input), block_bytes):
+            pending.append(pool.submit(analyse_block, block, p))
+            if len(pending) > WORKERS:
+                finish(pending.popleft().result())
+        while pending:
+            finish(pending.popleft().result())
+    return totals.rows_in, totals.rows_out, totals.read_rejects + totals.write_rejects
+
+
+def _write_block(done: BlockDone, first: int, p: fast.Plan, out: BinaryIO, totals: _Totals) -> None:
+    """A block's rows, the unproven ones through the per-record functions, at their lines."""
+    result = done.analysis.with_columns(pl.col("n") + (first - 1))
+    slow = result.filter(~pl.col("_clean")).select("n", "text")
+    pairs: list[tuple[int, str]] = []
+    if slow.height:
+        rows = []
+        for n, text in slow.iter_rows():
+            raw = done.not_utf8[n - first + 1] if text is None else text.encode()
+            rows.append(decode_line(n, raw.rstrip(b"\r")))
+        pairs, read_rejects, write_rejects = fast._per_record(rows, p.to, p.source)
+        totals.read_rejects += read_rejects
+        totals.write_rejects += write_rejects
+    totals.rows_in += result.height
+    totals.rows_out += fast._write(result, pairs, p, out)
