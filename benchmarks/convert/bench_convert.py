@@ -21,6 +21,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -124,13 +125,23 @@ def spawn(side: str, src: Path, dst: Path, cache: Path) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def same_conversations(ours: Path, theirs: Path, rows: int = 2000) -> bool:
-    """The two outputs hold the same conversations (checked on the first rows)."""
-    with open(ours, encoding="utf-8") as a, open(theirs, encoding="utf-8") as b:
-        for _, x, y in zip(range(rows), a, b):
-            if json.loads(x)["conversations"] != json.loads(y)["conversations"]:
-                return False
-    return True
+def head_conversations(path: Path, rows: int = 2000) -> list:
+    """The conversations of the first rows of an output, to compare the two sides."""
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line)["conversations"] for _, line in zip(range(rows), f)]
+
+
+def settle(work: Path) -> None:
+    """Start each side alike: no output or cache left by the runs before, nothing unwritten.
+
+    The next side must not pay for writing back the last side's gigabyte of output, nor
+    work beside files it did not make (on a virtual machine, memory released long ago
+    costs much more to touch again than memory released just now).
+    """
+    for leftover in (work / "sftdata.jsonl", work / "baseline.jsonl"):
+        leftover.unlink(missing_ok=True)
+    shutil.rmtree(work / "hf_cache", ignore_errors=True)
+    os.sync()
 
 
 def main() -> None:
@@ -169,19 +180,21 @@ def main() -> None:
         print(f"input: {args.n:,} Alpaca records, {src.stat().st_size / 1e6:,.0f} MB "
               f"(generated in {time.perf_counter() - started:.1f}s)")
         ours, theirs = [], []
+        heads: dict[str, list] = {}
         for run in range(args.runs):
             order = ["sftdata", "baseline"] if run % 2 == 0 else ["baseline", "sftdata"]
             for side in order:
+                settle(work)
                 if side == "sftdata":
                     ours.append(spawn(side, src, work / "sftdata.jsonl", work))
-                    result = ours[-1]
+                    result, heads["sftdata"] = ours[-1], head_conversations(work / "sftdata.jsonl")
                 else:
-                    theirs.append(spawn(side, base_src, work / "baseline.jsonl", work / f"hf_cache_{run}"))
-                    result = theirs[-1]
+                    theirs.append(spawn(side, base_src, work / "baseline.jsonl", work / "hf_cache"))
+                    result, heads["baseline"] = theirs[-1], head_conversations(work / "baseline.jsonl")
                 print(f"run {run + 1} {side:8s} {result['rows']:>10,} rows  {result['seconds']:7.2f} s  "
                       f"{result['rows'] / result['seconds']:>10,.0f} records/s  peak {result['peak_mb']:,.0f} MB  "
                       f"cpu {result['cpu_seconds']:.1f} s  (load average {os.getloadavg()[0]:.1f})", flush=True)
-        agree = same_conversations(work / "sftdata.jsonl", work / "baseline.jsonl")
+        agree = heads["sftdata"] == heads["baseline"]
         our_rate = statistics.median(r["rows"] / r["seconds"] for r in ours)
         their_rate = statistics.median(r["rows"] / r["seconds"] for r in theirs)
         note = "" if base_n == args.n else f" (measured on {base_n:,} records, rate extrapolated linearly)"
