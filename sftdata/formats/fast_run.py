@@ -2,9 +2,11 @@
 
 The sized route (``fast_sized``) streams the whole file through one polars query and
 proves at the end, from byte counts, that every line was clean. It is tried when the
-file's first block passes the same proof (a compactly written file); if the whole file
+file's first lines pass the same proof (a compactly written file); if the whole file
 then fails it (a bad line further on), the output is discarded and the file goes the
-checked route.
+checked route. Rows without optional columns (no system prompt, no extra column) are
+written by polars itself (``fast_sized.sink``); otherwise, or when a system prompt
+turns up, the rows come back to Python in batches to be written shape by shape.
 
 The checked route reads the file in blocks of whole lines and converts two blocks at a
 time on worker threads (polars releases the GIL): ``fast._analyse_block`` proves lines
@@ -14,6 +16,7 @@ on the main thread, which writes every block's rows in file order.
 
 from __future__ import annotations
 
+import contextlib
 import io
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -28,6 +31,7 @@ from sftdata.io import atomic_path, decode_line
 
 BLOCK_BYTES = 16 << 20  # small enough for the allocator to reuse memory between blocks
 PROBE_BYTES = 1 << 20  # the first lines, enough to tell a compactly written file
+WATCH_SECONDS = 0.25  # how often the progress of a conversion polars writes is read
 WORKERS = 2  # blocks converted at once; these machines have 2 cores
 
 Progress = Callable[[int], None]
@@ -36,17 +40,55 @@ Progress = Callable[[int], None]
 def convert(p: fast.Plan, progress: Progress | None = None, block_bytes: int = BLOCK_BYTES):
     """Run a plan: write the output atomically; returns ``(rows_in, rows_out, rejects)``."""
     report = _ReportOnce(progress)
+    with atomic_path(p.output) as tmp:
+        rows = _convert_sized(p, tmp, report)
+        if rows is not None:
+            return rows, rows, []
+        report.start_over()
+        with open(tmp, "wb") as out:
+            return _convert_checked(p, out, report, block_bytes)
+
+
+def _convert_sized(p: fast.Plan, tmp: Path, report: _ReportOnce) -> int | None:
+    """The sized route when the file's first lines pass its proof: rows written, or None."""
     shape = fast_sized.framing(p)
-    with atomic_path(p.output) as tmp, open(tmp, "wb") as out:
-        first = next(blocks(Path(p.input), min(block_bytes, PROBE_BYTES)), b"")
-        if shape is not None and fast_sized.convert(first, p, shape, io.BytesIO()) is not None:
-            rows = fast_sized.convert(Path(p.input), p, shape, out, report)
-            if rows is not None:
-                return rows, rows, []
-            out.seek(0)
-            out.truncate()
-            report.start_over()
-        return _convert_checked(p, out, report, block_bytes)
+    if shape is None:
+        return None
+    probe = io.BytesIO()
+    probe_rows = fast_sized.convert(next(blocks(Path(p.input), PROBE_BYTES), b""), p, shape, probe)
+    if probe_rows is None:
+        return None
+    if not p.extras:
+        bytes_per_row = len(probe.getvalue()) / probe_rows
+        rows = _watched(lambda: fast_sized.sink(Path(p.input), p, shape, tmp), tmp, bytes_per_row, report)
+        if rows is not None:
+            return rows
+        report.start_over()
+    with open(tmp, "wb") as out:
+        return fast_sized.convert(Path(p.input), p, shape, out, report)
+
+
+def _watched(run: Callable[[], int | None], target: Path, bytes_per_row: float, report: _ReportOnce):
+    """``run()`` on a thread while the growth of ``target`` is reported as estimated rows."""
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(run)
+        estimated = 0
+        while not _done(future, WATCH_SECONDS):
+            with contextlib.suppress(OSError):
+                now = int(target.stat().st_size / bytes_per_row * 0.9)  # under, not over
+                if now > estimated:
+                    report(now - estimated)
+                    estimated = now
+        rows = future.result()
+    if rows is not None and rows > estimated:
+        report(rows - estimated)
+    return rows
+
+
+def _done(future: Future, seconds: float) -> bool:
+    with contextlib.suppress(TimeoutError):
+        future.result(timeout=seconds)
+    return future.done()
 
 
 class _ReportOnce:

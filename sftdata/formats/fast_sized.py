@@ -94,6 +94,16 @@ def _frame_bytes(fields: tuple[str, ...], shape: Framing) -> pl.Expr:
     return total.cast(pl.Int64)
 
 
+def _query(source: Path | bytes, p: fast.Plan, shape: Framing) -> pl.LazyFrame:
+    """``fast._analysed`` of every line, with the NUL flag and the framing bytes per row."""
+    fields = (*fast._REQUIRED, *fast._OPTIONAL, *p.extras)
+    data = io.BytesIO(source) if isinstance(source, bytes) else source
+    decoded = pl.scan_ndjson(data, schema={f: pl.String for f in fields})
+    decoded = decoded.with_row_index("n", offset=1).with_columns(pl.lit(None, pl.String).alias("text"))
+    keep = (_has_nul(fields).alias("_nul"), _frame_bytes(fields, shape).alias("_frame_bytes"))
+    return fast._analysed(decoded, p, count_keys=False, keep=keep)
+
+
 def convert(source: Path | bytes, p: fast.Plan, shape: Framing, out: BinaryIO,
             progress: Callable[[int], None] | None = None) -> int | None:
     """Write the output lines of ``source`` (a file or the bytes of whole lines) to ``out``.
@@ -103,16 +113,10 @@ def convert(source: Path | bytes, p: fast.Plan, shape: Framing, out: BinaryIO,
     source longer than its minimal form), and then what was written to ``out`` is
     worthless: the caller discards it and takes the checked route.
     """
-    fields = (*fast._REQUIRED, *fast._OPTIONAL, *p.extras)
-    data = io.BytesIO(source) if isinstance(source, bytes) else source
     size, newline_missing = _size(source)
-    decoded = pl.scan_ndjson(data, schema={f: pl.String for f in fields})
-    decoded = decoded.with_row_index("n", offset=1).with_columns(pl.lit(None, pl.String).alias("text"))
-    keep = (_has_nul(fields).alias("_nul"), _frame_bytes(fields, shape).alias("_frame_bytes"))
-    query = fast._analysed(decoded, p, count_keys=False, keep=keep)
     start, rows, frame_bytes = out.tell(), 0, 0
     try:
-        for batch in query.collect_batches(chunk_size=BATCH_ROWS):
+        for batch in _query(source, p, shape).collect_batches(chunk_size=BATCH_ROWS):
             if not batch["_clean"].all() or batch["_nul"].any():
                 return None
             frame_bytes += batch["_frame_bytes"].sum()
@@ -122,6 +126,30 @@ def convert(source: Path | bytes, p: fast.Plan, shape: Framing, out: BinaryIO,
     except pl.exceptions.PolarsError:
         return None
     if rows == 0 or size != frame_bytes + out.tell() - start - newline_missing:
+        return None
+    return rows
+
+
+def sink(source: Path, p: fast.Plan, shape: Framing, target: Path) -> int | None:
+    """``convert`` for a file whose rows all come out as bare turns, written by polars.
+
+    polars serialises the output on its own threads and writes ``target`` itself, which
+    is faster than handing batches to Python; the price is one shape for every row, so a
+    plan with extra columns is not for this function, and a row with a system prompt
+    makes it return None like any failed proof.
+    """
+    if p.extras:
+        return None
+    size, newline_missing = _size(source)
+    query = _query(source, p, shape)
+    write = query.select(pl.col("_turns").alias(fast._TURNS[p.to][0])).sink_ndjson(target, lazy=True)
+    proven = pl.col("_clean").all() & ~pl.col("_nul").any() & pl.col("system").is_null().all()
+    stats = query.select(pl.len(), proven, pl.col("_frame_bytes").sum())
+    try:
+        rows, clean, frame_bytes = pl.collect_all([write, stats], engine="streaming")[1].row(0)
+    except pl.exceptions.PolarsError:
+        return None
+    if not clean or rows == 0 or size != frame_bytes + target.stat().st_size - newline_missing:
         return None
     return rows
 

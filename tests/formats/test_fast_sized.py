@@ -28,11 +28,17 @@ CLEAN = [compact({"instruction": f"Task {i}: say \"hi\"\n\tnow", "input": "" if 
 
 
 def sized(path: Path, to: str = "sharegpt") -> int | None:
-    """What the sized route makes of the whole file: its row count, or None (refused)."""
+    """What the sized route makes of the whole file: its row count, or None (refused).
+
+    Both ways of writing it must agree, when the plan lets polars write the rows itself.
+    """
     plan = fast.plan(path, path.with_suffix(".out.jsonl"), to)
     shape = fast_sized.framing(plan)
     assert shape is not None
-    return fast_sized.convert(path, plan, shape, io.BytesIO())
+    rows = fast_sized.convert(path, plan, shape, io.BytesIO())
+    if not plan.extras:
+        assert fast_sized.sink(path, plan, shape, path.with_suffix(".sink.jsonl")) == rows
+    return rows
 
 
 def write(tmp_path: Path, lines: list[str], end: str = "\n") -> Path:
@@ -124,3 +130,26 @@ def test_a_file_written_with_spaces_is_probed_once_then_checked(tmp_path, monkey
     monkeypatch.setattr(fast_run, "PROBE_BYTES", 4096)
     assert_same(path, "sharegpt", tmp_path)
     assert calls == ["bytes"]  # the probe refused it: the whole file went the checked route
+
+
+@pytest.mark.parametrize("to", TARGETS)
+def test_a_system_prompt_after_the_first_rows_leaves_polars_writing_for_batches(tmp_path, to):
+    late = compact({"instruction": "a", "output": "b", "system": "Be brief."})
+    path = write(tmp_path, [*CLEAN, late])
+    plan = fast.plan(path, tmp_path / "o.jsonl", to)
+    assert plan.extras == ()
+    shape = fast_sized.framing(plan)
+    assert fast_sized.sink(path, plan, shape, tmp_path / "sink.jsonl") is None
+    assert fast_sized.convert(path, plan, shape, io.BytesIO()) == len(CLEAN) + 1
+    assert_same(path, to, tmp_path)
+
+
+def test_progress_adds_up_to_the_rows_on_every_route(tmp_path, monkeypatch):
+    monkeypatch.setattr(fast_run, "WATCH_SECONDS", 0.001)
+    spaced = [json.dumps(json.loads(line)) for line in CLEAN]
+    with_id = [compact({**json.loads(line), "id": str(i)}) for i, line in enumerate(CLEAN)]
+    for lines in (CLEAN * 50, with_id, spaced, [*CLEAN, "{broken"]):
+        path = write(tmp_path, lines)
+        seen: list[int] = []
+        rows_in = fast_run.convert(fast.plan(path, tmp_path / "o.jsonl", "sharegpt"), progress=seen.append)[0]
+        assert sum(seen) == rows_in == len(lines)
