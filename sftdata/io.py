@@ -157,12 +157,19 @@ def read_rows(path: str | os.PathLike) -> Iterator[RawRow]:
         raise UserError(f"{path}: cannot read ({str(exc).splitlines()[0]})") from None
 
 
+# The process umask, read once (reading it means setting it). Temp files and folders are
+# created private; outputs get the permissions a plain open() would have given them.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yield a temp path next to ``path``; rename it over ``path`` only on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, 0o666 & ~_UMASK)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -184,6 +191,7 @@ def atomic_dir(target: str | os.PathLike, replace: bool = True):
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    os.chmod(tmp, 0o777 & ~_UMASK)
     try:
         yield tmp
         if target.exists() and replace:

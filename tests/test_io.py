@@ -73,3 +73,25 @@ def test_appender_survives_a_torn_last_line(tmp_path):
     with JsonlAppender(path) as out:
         out.append([{"n": 3}])
     assert read_complete_lines(path) == [{"n": 1}, {"n": 2}, {"n": 3}]
+
+
+@pytest.mark.parametrize("ext", [".jsonl", ".parquet"])
+def test_outputs_get_the_permissions_of_a_plain_open(tmp_path, ext):
+    """Atomic writes go through a private temp file; the output must not stay private."""
+    import os
+    import stat
+
+    from sftdata.convert import convert_file
+    from sftdata.io import atomic_dir
+
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"instruction":"a","output":"b"}\n', encoding="utf-8")
+    plain = tmp_path / "plain"
+    plain.write_text("")
+    convert_file(source, tmp_path / f"out{ext}", "sharegpt")
+    mode = stat.S_IMODE(os.stat(tmp_path / f"out{ext}").st_mode)
+    assert mode == stat.S_IMODE(plain.stat().st_mode)
+    with atomic_dir(tmp_path / "folder") as folder:
+        (folder / "x").write_text("x")
+    (tmp_path / "plain_dir").mkdir()
+    assert stat.S_IMODE((tmp_path / "folder").stat().st_mode) == stat.S_IMODE((tmp_path / "plain_dir").stat().st_mode)
