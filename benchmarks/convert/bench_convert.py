@@ -2,6 +2,7 @@
 
 Run:  python benchmarks/convert/bench_convert.py            (1,000,000 records, 3 runs)
       python benchmarks/convert/bench_convert.py --n 100000 --runs 1
+      python benchmarks/convert/bench_convert.py --style spaced   (input as json.dumps writes it)
 
 The baseline is what LLaMA-Factory does to an Alpaca file: ``datasets.load_dataset("json")``,
 then ``Dataset.map`` with a per-record converter (its ``AlpacaDatasetConverter`` logic,
@@ -11,6 +12,7 @@ its own subprocess (so ``ru_maxrss`` is that side's peak memory), with a fresh d
 cache each run, in alternating order; the figures are medians. Times cover reading,
 converting and writing (library imports excluded on both sides). ``--baseline-n`` runs the
 baseline on the first records only and extrapolates its rate linearly (the output says so).
+Before each side, the outputs and cache of earlier runs are removed and the disk synced.
 Needs ``datasets`` (the dev extra).
 """
 
@@ -38,8 +40,12 @@ WORDS = (
 ).split()
 
 
-def generate(n: int, path: Path, seed: int = 0) -> None:
-    """``n`` Alpaca records of about 150 words (half with an ``input``), as JSONL."""
+def generate(n: int, path: Path, seed: int = 0, style: str = "compact") -> None:
+    """``n`` Alpaca records of about 150 words (half with an ``input``), as JSONL.
+
+    ``compact`` is how polars, orjson and ``jq -c`` write JSONL; ``spaced`` is what
+    ``json.dumps`` writes by default (a space after ``,`` and ``:``, non-ASCII escaped).
+    """
     import polars as pl
 
     rng = random.Random(seed)
@@ -63,7 +69,12 @@ def generate(n: int, path: Path, seed: int = 0) -> None:
             body = f'{body[:cut]}.\n\n"{body[cut + 1:]}"'
         outputs.append(body)
     frame = pl.DataFrame({"instruction": instructions, "input": inputs, "output": outputs})
-    frame.write_ndjson(path)
+    if style == "compact":
+        frame.write_ndjson(path)
+        return
+    with open(path, "w", encoding="utf-8") as out:
+        for row in frame.iter_rows(named=True):
+            out.write(json.dumps(row) + "\n")
 
 
 def llamafactory_alpaca(example: dict) -> dict:
@@ -151,13 +162,15 @@ def main() -> None:
                         help="run the baseline on the first records only and extrapolate (default: all)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--workdir", type=Path, default=None, help="keep files here (default: a temp dir)")
+    parser.add_argument("--style", choices=["compact", "spaced"], default="compact",
+                        help="how the input JSONL is written (default: compact, as polars writes it)")
     parser.add_argument("--side", choices=["sftdata", "baseline", "generate"], help=argparse.SUPPRESS)
     parser.add_argument("--src", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--dst", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--cache", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.side == "generate":
-        generate(args.n, args.dst)
+        generate(args.n, args.dst, style=args.style)
         return
     if args.side:
         print(json.dumps(run_side(args.side, args.src, args.dst, args.cache)))
@@ -168,7 +181,8 @@ def main() -> None:
         work.mkdir(parents=True, exist_ok=True)
         src = work / "alpaca.jsonl"
         started = time.perf_counter()
-        subprocess.run([sys.executable, __file__, "--side", "generate", "--n", str(args.n), "--dst", str(src)],
+        subprocess.run([sys.executable, __file__, "--side", "generate", "--n", str(args.n), "--dst", str(src),
+                        "--style", args.style],
                        check=True)
         base_n = min(args.baseline_n or args.n, args.n)
         base_src = src
@@ -177,7 +191,7 @@ def main() -> None:
             with open(src, "rb") as f, open(base_src, "wb") as out:
                 for _, line in zip(range(base_n), f):
                     out.write(line)
-        print(f"input: {args.n:,} Alpaca records, {src.stat().st_size / 1e6:,.0f} MB "
+        print(f"input: {args.n:,} Alpaca records, {args.style} JSONL, {src.stat().st_size / 1e6:,.0f} MB "
               f"(generated in {time.perf_counter() - started:.1f}s)")
         ours, theirs = [], []
         heads: dict[str, list] = {}
