@@ -65,13 +65,18 @@ _BLANK = r"^[ \t\n\r\x0b\x0c]*$"  # bytes.strip() whitespace: such lines are ski
 
 @dataclass
 class Plan:
-    """A conversion the vectorised path can do; ``extras`` are string columns to carry."""
+    """A conversion the vectorised path can do; ``extras`` are string columns to carry.
+
+    ``system_seen``: a row among the first ones has a system prompt, so the output rows
+    are unlikely to all have one shape.
+    """
 
     input: Path
     output: Path
     to: str
     extras: tuple[str, ...]
     source: str
+    system_seen: bool = False
 
 
 def _head_rows(path: Path, limit: int = 101) -> list[dict]:
@@ -110,7 +115,8 @@ def plan(input: os.PathLike, output: os.PathLike, to: str, fmt: str | None = Non
         for key, value in row.items():
             if key not in skip and isinstance(value, str) and _SIMPLE_KEY.fullmatch(key):
                 seen[key] = None
-    return Plan(input, output, to, tuple(seen), input.name)
+    system_seen = any(isinstance(row.get("system"), str) and row["system"] for row in head)
+    return Plan(input, output, to, tuple(seen), input.name, system_seen)
 
 
 def _decoded(lf: pl.LazyFrame, fields: tuple[str, ...]) -> pl.LazyFrame:

@@ -58,7 +58,7 @@ def _convert_sized(p: fast.Plan, tmp: Path, report: _ReportOnce) -> int | None:
     probe_rows = fast_sized.convert(next(blocks(Path(p.input), PROBE_BYTES), b""), p, shape, probe)
     if probe_rows is None:
         return None
-    if not p.extras:
+    if not p.extras and not p.system_seen:
         bytes_per_row = len(probe.getvalue()) / probe_rows
         rows = _watched(lambda: fast_sized.sink(Path(p.input), p, shape, tmp), tmp, bytes_per_row, report)
         if rows is not None:

@@ -153,3 +153,13 @@ def test_progress_adds_up_to_the_rows_on_every_route(tmp_path, monkeypatch):
         seen: list[int] = []
         rows_in = fast_run.convert(fast.plan(path, tmp_path / "o.jsonl", "sharegpt"), progress=seen.append)[0]
         assert sum(seen) == rows_in == len(lines)
+
+
+def test_a_system_prompt_in_the_first_rows_goes_straight_to_batches(tmp_path, monkeypatch):
+    lines = [compact({**json.loads(line), "system": "Be brief."}) for line in CLEAN]
+    path = write(tmp_path, lines)
+    assert fast.plan(path, tmp_path / "o.jsonl", "openai").system_seen
+    calls = []
+    monkeypatch.setattr(fast_sized, "sink", lambda *args: calls.append(args))
+    assert_same(path, "openai", tmp_path)
+    assert calls == []
