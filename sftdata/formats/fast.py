@@ -182,7 +182,7 @@ def _analyse_block(first: int, data: bytes, count: int, p: Plan) -> tuple[pl.Dat
     fields = (*_REQUIRED, *_OPTIONAL, *p.extras)
     try:
         lines = pl.scan_lines(data, name="text", row_index_name="n", row_index_offset=first, n_rows=count)
-        return _analysed(_decoded(lines, fields), p).collect(engine="streaming"), {}
+        return _analysed(_decoded(lines, fields), p).collect(), {}
     except pl.exceptions.PolarsError:
         pass
     raw = data.split(b"\n", count)[:count]
