@@ -31,6 +31,9 @@ class ReadResult:
     rejects: list[dict] = field(default_factory=list)
     format: str = ""
     rows_in: int = 0
+    # Alpaca only: kept records whose ``input`` was missing, null or "". Once converted the
+    # input is merged into the user turn, so only the raw rows can tell (the audit needs it).
+    empty_input: int | None = None
 
 
 def canonical_record(converted: dict, source: str) -> dict:
@@ -86,7 +89,12 @@ def read_canonical(
     good = (r.data for r in rows if r.data is not None)
     fmt = check_format(fmt) if fmt else (detect_format(good) if rows else "canonical")
     records, rejects = rows_to_records(rows, fmt, source or Path(path).name, progress)
-    return ReadResult(frame_from_records(records), rejects, fmt, len(rows))
+    empty = None
+    if fmt == "alpaca":
+        failed = {r["location"] for r in rejects}
+        empty = sum(1 for r in rows if r.data is not None and r.location not in failed
+                    and r.data.get("input") in (None, ""))
+    return ReadResult(frame_from_records(records), rejects, fmt, len(rows), empty)
 
 
 def records_to_rows(records: list[dict], to: str) -> tuple[list[dict], list[dict]]:

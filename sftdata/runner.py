@@ -22,6 +22,7 @@ from typing import Callable
 import polars as pl
 
 from sftdata import __version__
+from sftdata.audit.inputs import InputInfo
 from sftdata.convert import read_canonical, write_records
 from sftdata.io import atomic_path, read_complete_lines, write_frame, write_rows
 from sftdata.recipe import InputSpec, Recipe
@@ -115,6 +116,7 @@ def _read_input(spec: InputSpec, base: Path, run_dir: Path, key: str, log: Log
     else:
         path = base / spec.path
     result = read_canonical(path, fmt=spec.format, source=spec.source_name())
+    extra["input"] = InputInfo.from_read(path, spec.source_name(), result).as_dict()  # for the audit
     frame = result.frame.with_columns(pl.lit(spec.source_name()).alias("source"))
     return frame, result.rejects, result.rows_in, extra
 
@@ -141,6 +143,17 @@ def _report(name: str, rows_in: int, rows_out: int, rejects: list[dict], start: 
 def _log_stage(log: Log, stage: Stage) -> None:
     log(f"{stage.name:<28} {stage.report['rows_in']:>7,} -> {stage.frame.height:>7,}"
         + ("  (cached)" if stage.cached else ""))
+
+
+def _mix_formats(recipe: Recipe, file_formats: dict[str, str], stages: list[Stage]) -> dict[str, str]:
+    """The input format behind each mix source, for the audit: a file source's own, and
+    for the recipe's records the format of its inputs ("mixed" when they differ)."""
+    read = {s.report["input"]["format"] for s in stages if "input" in s.report}
+    formats = dict(file_formats)
+    for spec in recipe.mix.sources:
+        if spec.path is None and read:
+            formats[spec.source_name()] = read.pop() if len(read) == 1 else "mixed"
+    return formats
 
 
 def build_stages(recipe: Recipe, base: Path, run_dir: Path, log: Log) -> tuple[list[Stage], pl.DataFrame, str]:
@@ -193,7 +206,7 @@ def build_stages(recipe: Recipe, base: Path, run_dir: Path, log: Log) -> tuple[l
             # Records a source had but the mix did not draw count as `not_sampled`.
             report = mixed.report.step_report().model_dump()
             report.update(rows_in=mixed.rows_in, drops={**report["drops"], **count_reasons(mixed.rejects)},
-                          mix=mixed.report.model_dump())
+                          mix=mixed.report.model_dump(), formats=_mix_formats(recipe, mixed.formats, stages))
             stage = Stage("mix", key, mixed.frame.select(FRAME_SCHEMA.names()), mixed.rejects, report)
             store.save(index, stage)
         _log_stage(log, stage)
@@ -224,7 +237,15 @@ def write_audit(recipe: Recipe, run_dir: Path, stages: list[Stage], frame: pl.Da
         return html
     from sftdata.audit import compute_stats, render_report
 
-    stats = compute_stats(frame, sample_count=recipe.audit.samples,
+    reads = [s.report for s in stages if s.name.startswith("read:")]
+    inputs = [InputInfo(**r["input"]) for r in reads if "input" in r]  # older caches lack it
+    read_rejects: dict[str, int] = {}
+    for info in inputs:
+        for reason, count in info.rejects_by_reason.items():
+            read_rejects[reason] = read_rejects.get(reason, 0) + count
+    mix = next((s.report for s in stages if s.name == "mix"), {})
+    stats = compute_stats(frame, inputs=inputs or None, read_rejects=read_rejects,
+                          source_formats=mix.get("formats"), sample_count=recipe.audit.samples,
                           title=f"sftdata run: {recipe.name}")
     render_report(stats, [s.report for s in stages], html_path=html, json_path=run_dir / "stats.json")
     marker.write_text(key)

@@ -2,9 +2,9 @@
 
 The audit needs two facts the canonical frame does not keep: each file's format, and
 for Alpaca files whether each record's ``input`` field was empty (once converted, the
-input is merged into the user turn and cannot be told apart from the instruction). So
-the files are read with the same functions ``read_canonical`` uses, keeping the raw
-rows long enough to count empty inputs.
+input is merged into the user turn and cannot be told apart from the instruction).
+``read_canonical`` reports both; ``InputInfo`` keeps them with the file's counts, for
+``sftdata audit`` and for the audit inside ``sftdata run``.
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ from typing import Callable, Sequence
 
 import polars as pl
 
-from sftdata.convert import rows_to_records
-from sftdata.formats import check_format, detect_format
-from sftdata.io import read_rows
-from sftdata.records import empty_frame, frame_from_records
+from sftdata.convert import ReadResult, read_canonical
+from sftdata.records import empty_frame
+from sftdata.rejects import count_reasons
 
 
 @dataclass
@@ -35,6 +34,11 @@ class InputInfo:
     # Alpaca only: how many kept records had an empty ``input`` (missing, null or "").
     empty_input: int | None = None
 
+    @classmethod
+    def from_read(cls, path: str | os.PathLike, source: str, read: ReadResult) -> InputInfo:
+        return cls(str(path), source, read.format, read.rows_in, read.frame.height,
+                   count_reasons(read.rejects), read.empty_input)
+
     def as_dict(self) -> dict:
         return dict(self.__dict__)
 
@@ -48,11 +52,6 @@ class AuditInput:
     rejects: list[dict]
 
 
-def _is_empty_input(row: dict) -> bool:
-    value = row.get("input")
-    return value is None or (isinstance(value, str) and value == "")
-
-
 def _source_names(paths: Sequence[Path]) -> list[str]:
     """File names, or the paths as given when two files share a name."""
     names = [p.name for p in paths]
@@ -64,21 +63,8 @@ def _source_names(paths: Sequence[Path]) -> list[str]:
 def read_file(path: str | os.PathLike, fmt: str | None, source: str,
               progress: Callable[[int], None] | None = None) -> tuple[pl.DataFrame, InputInfo, list[dict]]:
     """Read one file into the canonical frame, with its ``InputInfo`` and rejects."""
-    rows = list(read_rows(path))
-    good = (r.data for r in rows if r.data is not None)
-    fmt = check_format(fmt) if fmt else (detect_format(good) if rows else "canonical")
-    records, rejects = rows_to_records(rows, fmt, source, progress)
-    empty = None
-    if fmt == "alpaca":
-        bad = {r["location"] for r in rejects}
-        empty = sum(1 for r in rows if r.data is not None and r.location not in bad
-                    and _is_empty_input(r.data))
-    reasons: dict[str, int] = {}
-    for reject in rejects:
-        reasons[reject["reason"]] = reasons.get(reject["reason"], 0) + 1
-    info = InputInfo(str(path), source, fmt, len(rows), len(records), reasons, empty)
-    frame = frame_from_records(records) if records else empty_frame()
-    return frame, info, rejects
+    read = read_canonical(path, fmt=fmt, source=source, progress=progress)
+    return read.frame, InputInfo.from_read(path, source, read), read.rejects
 
 
 def read_inputs(paths: Sequence[str | os.PathLike], fmt: str | None = None,

@@ -98,9 +98,11 @@ def length_stats(derived: pl.DataFrame, tokenizer=None, tokenizer_name: str | No
     return out
 
 
-def source_stats(derived: pl.DataFrame, inputs: Sequence[InputInfo] | None) -> dict:
-    """Records per source and per format (format known only for files that were read)."""
-    formats = {i.source: i.format for i in inputs or []}
+def source_stats(derived: pl.DataFrame, inputs: Sequence[InputInfo] | None,
+                 source_formats: dict[str, str] | None = None) -> dict:
+    """Records per source and per format (format known only for files that were read,
+    or given in ``source_formats``, e.g. for the sources of a mix)."""
+    formats = {i.source: i.format for i in inputs or []} | (source_formats or {})
     counts = derived.group_by("source").len().sort(["len", "source"], descending=[True, False])
     sources = [{"source": s, "format": formats.get(s), "records": n} for s, n in counts.iter_rows()]
     by_format: dict[str, int] = {}
@@ -188,6 +190,7 @@ def compute_stats(
     *,
     inputs: Sequence[InputInfo] | None = None,
     read_rejects: dict[str, int] | None = None,
+    source_formats: dict[str, str] | None = None,
     tokenizer: str | None = None,
     sample_count: int = 5,
     seed: int = 0,
@@ -197,7 +200,8 @@ def compute_stats(
     """Every audit section for ``frame`` (canonical ``FRAME_SCHEMA`` columns).
 
     ``inputs`` (from ``read_inputs``) adds formats, rows read and the Alpaca empty-input
-    share; ``read_rejects`` are read rejects by reason; ``tokenizer`` is a local
+    share; ``read_rejects`` are read rejects by reason; ``source_formats`` names the format
+    of sources that are not files read here (a mix's sources); ``tokenizer`` is a local
     tokenizer folder (lengths in its tokens instead of words); ``sample_count`` random
     records (picked with ``seed``) are shown. The default filters and language detection
     are the slow sections: on frames larger than ``estimate_limit`` they run on a
@@ -226,7 +230,7 @@ def compute_stats(
         "definitions": DEFINITIONS,
         "inputs": [i.as_dict() for i in inputs or []],
         "read_rejects": dict(read_rejects or {}),
-        **source_stats(derived, inputs),
+        **source_stats(derived, inputs, source_formats),
         "conversations": conversation_stats(derived),
         "lengths": timed("lengths", length_stats(derived, tok, str(tokenizer) if tokenizer else None)),
         "empty_input": empty_input_stats(inputs),

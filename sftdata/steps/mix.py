@@ -328,6 +328,7 @@ class MixResult:
     report: MixReport
     rejects: list[dict] = field(default_factory=list)
     rows_in: int = 0
+    formats: dict[str, str] = field(default_factory=dict)  # file sources' input formats
 
 
 def run_mix(params: MixParams, base_dir: str | os.PathLike = ".",
@@ -338,7 +339,7 @@ def run_mix(params: MixParams, base_dir: str | os.PathLike = ".",
     """
     from sftdata.convert import read_canonical
 
-    loaded, rejects, rows_in = [], [], 0
+    loaded, rejects, rows_in, formats = [], [], 0, {}
     for spec in params.sources:
         name = spec.source_name()
         if spec.path is None:
@@ -349,6 +350,7 @@ def run_mix(params: MixParams, base_dir: str | os.PathLike = ".",
             read = read_canonical(Path(base_dir) / spec.path, fmt=spec.format, source=name)
             frame, rows_in = read.frame, rows_in + read.rows_in
             rejects.extend(read.rejects)
+            formats[name] = read.format
         loaded.append(MixSource(name, frame, spec.weight))
     ratios = {s.source_name(): s.ratio for s in params.sources if s.ratio is not None}
     caps = {s.source_name(): s.cap for s in params.sources if s.cap is not None}
@@ -356,4 +358,4 @@ def run_mix(params: MixParams, base_dir: str | os.PathLike = ".",
         loaded, total=params.total, ratios=ratios or None, temperature=params.temperature,
         caps=caps or None, seed=params.seed, replacement=params.replacement,
     )
-    return MixResult(frame, report, rejects, rows_in)
+    return MixResult(frame, report, rejects, rows_in, formats)

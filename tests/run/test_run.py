@@ -84,6 +84,12 @@ def test_rerun_reuses_stages_and_a_change_recomputes_from_there(tmp_path):
     assert len(records) == first["records"] == 30  # 24 domain kept, mixed 80/20
     taken = {s["name"]: s["taken"] for s in first["stages"][-1]["mix"]["sources"]}
     assert taken == {"main": 24, "general": 6}
+    # The report knows each input's format and, for Alpaca, how many inputs were empty.
+    stats = json.loads((run / "stats.json").read_text())
+    assert [(i["source"], i["format"], i["rows_in"], i["empty_input"]) for i in stats["inputs"]] == \
+        [("domain", "alpaca", 26, 26)]
+    assert stats["empty_input"]["share"] == 1.0
+    assert {s["source"]: s["format"] for s in stats["sources"]} == {"main": "alpaca", "general": "alpaca"}
 
     again = run_recipe(load_recipe(path), path, log=lambda _: None)
     assert set(cached_flags(again).values()) == {True}
