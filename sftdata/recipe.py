@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from sftdata.errors import UserError
 from sftdata.formats import FORMAT_NAMES
-from sftdata.steps.mix import MixParams
+from sftdata.steps.mix_recipe import MixParams
 
 
 class InputSpec(BaseModel):

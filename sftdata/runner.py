@@ -196,7 +196,7 @@ def build_stages(recipe: Recipe, base: Path, run_dir: Path, log: Log) -> tuple[l
         index += 1
 
     if recipe.mix is not None:
-        from sftdata.steps.mix import run_mix
+        from sftdata.steps.mix_recipe import run_mix
 
         files = [file_digest(base / s.path) for s in recipe.mix.sources if s.path]
         key = fingerprint(key, "mix", recipe.mix.model_dump(), files)

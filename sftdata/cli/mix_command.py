@@ -17,7 +17,7 @@ from sftdata.errors import UserError
 from sftdata.formats import FORMAT_NAMES, check_format
 from sftdata.io import atomic_path, extension
 from sftdata.rejects import count_reasons, default_rejects_path, write_rejects
-from sftdata.steps.mix import MixParams, MixSourceSpec, run_mix
+from sftdata.steps.mix_recipe import MixParams, MixSourceSpec, run_mix
 
 _NAME = re.compile(r"^[\w.-]+$")
 

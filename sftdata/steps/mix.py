@@ -23,23 +23,21 @@ a pure function over canonical frames:
   the mix. Draws are deterministic per seed (each source has its own random stream, so
   adding a source does not change what the others give) and the output is shuffled.
 
-``MixParams`` / ``MixSourceSpec`` describe a mix in a YAML recipe; ``run_mix`` reads the
-files it names and runs ``mix_sources``.
+``sftdata.steps.mix_recipe`` holds the recipe side: ``MixParams`` / ``MixSourceSpec``
+describe a mix in YAML, and ``run_mix`` reads the files they name and runs ``mix_sources``.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import time
 import zlib
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
 from sftdata.errors import UserError
 from sftdata.records import FRAME_SCHEMA
@@ -280,82 +278,3 @@ def mix_sources(
         seconds=round(time.perf_counter() - start, 4),
     )
     return mixed, report
-
-
-class MixSourceSpec(BaseModel):
-    """One source of a recipe's mix."""
-
-    model_config = ConfigDict(extra="forbid")
-    path: str | None = Field(
-        default=None,
-        description="Data file (any supported format), relative to the recipe's folder. "
-        "Leave out to mean the records the recipe's own steps produced.",
-    )
-    name: str | None = Field(
-        default=None,
-        description="Name written to each record's `source` (default: the file stem, or "
-        "`main` for the recipe's own records).",
-    )
-    format: str | None = Field(default=None, description="Input format (default: detected).")
-    weight: float | None = Field(default=None, ge=0, description="Relative share (normalised).")
-    ratio: float | None = Field(
-        default=None, ge=0, le=1, description="Exact fraction of the output (sources without "
-        "one share what the others leave).",
-    )
-    cap: int | None = Field(default=None, ge=0, description="Most records to take from it.")
-
-    def source_name(self) -> str:
-        """The name records of this source carry."""
-        return self.name or (Path(self.path).stem if self.path else "main")
-
-
-class MixParams(BaseModel):
-    """A mix as written in a recipe (``mix:`` section) or built from CLI options."""
-
-    model_config = ConfigDict(extra="forbid")
-    sources: list[MixSourceSpec] = Field(min_length=1)
-    total: int | None = Field(default=None, ge=0, description="Output size (default: largest "
-                              "mix needing no upsampling).")
-    temperature: float | None = Field(default=None, gt=0, description="p ~ size ** (1/T).")
-    seed: int = Field(default=0, ge=0, description="Same seed, same mix.")
-    replacement: Replacement = Field(default="auto", description="auto: upsample only a "
-                                     "source too small for its share; never; always.")
-
-
-@dataclass
-class MixResult:
-    frame: pl.DataFrame
-    report: MixReport
-    rejects: list[dict] = field(default_factory=list)
-    rows_in: int = 0
-    formats: dict[str, str] = field(default_factory=dict)  # file sources' input formats
-
-
-def run_mix(params: MixParams, base_dir: str | os.PathLike = ".",
-            main: pl.DataFrame | None = None) -> MixResult:
-    """Read every source of ``params`` and mix them; read rejects are returned, not lost.
-
-    ``main`` is the frame a spec without ``path`` stands for (the recipe's own records).
-    """
-    from sftdata.convert import read_canonical
-
-    loaded, rejects, rows_in, formats = [], [], 0, {}
-    for spec in params.sources:
-        name = spec.source_name()
-        if spec.path is None:
-            if main is None:
-                raise UserError(f"mix source {name!r} has no path and there are no records to mix")
-            frame, rows_in = main, rows_in + main.height
-        else:
-            read = read_canonical(Path(base_dir) / spec.path, fmt=spec.format, source=name)
-            frame, rows_in = read.frame, rows_in + read.rows_in
-            rejects.extend(read.rejects)
-            formats[name] = read.format
-        loaded.append(MixSource(name, frame, spec.weight))
-    ratios = {s.source_name(): s.ratio for s in params.sources if s.ratio is not None}
-    caps = {s.source_name(): s.cap for s in params.sources if s.cap is not None}
-    frame, report = mix_sources(
-        loaded, total=params.total, ratios=ratios or None, temperature=params.temperature,
-        caps=caps or None, seed=params.seed, replacement=params.replacement,
-    )
-    return MixResult(frame, report, rejects, rows_in, formats)

@@ -14,7 +14,8 @@ import pytest
 from sftdata.convert import read_canonical
 from sftdata.errors import UserError
 from sftdata.records import frame_from_records
-from sftdata.steps.mix import MixParams, MixSource, MixSourceSpec, apportion, mix_sources, run_mix
+from sftdata.steps.mix import MixSource, apportion, mix_sources
+from sftdata.steps.mix_recipe import MixParams, MixSourceSpec, run_mix
 
 
 def make_source(name: str, n: int, weight: float | None = None) -> MixSource:
