@@ -213,7 +213,7 @@ def _json_default(value: Any) -> Any:
 
 def dumps(obj: Any) -> str:
     """Compact JSON keeping non-ASCII text as is (CJK stays readable in outputs)."""
-    return json.dumps(obj, ensure_ascii=False, default=_json_default)
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=_json_default)
 
 
 def write_rows(path: str | os.PathLike, rows: Iterable[dict]) -> int:

@@ -163,3 +163,15 @@ def test_a_system_prompt_in_the_first_rows_goes_straight_to_batches(tmp_path, mo
     monkeypatch.setattr(fast_sized, "sink", lambda *args: calls.append(args))
     assert_same(path, "openai", tmp_path)
     assert calls == []
+
+
+def test_alpaca_files_sftdata_writes_take_the_sized_route(tmp_path):
+    """sftdata writes JSONL compactly, so its own Alpaca output converts at full speed."""
+    from sftdata.convert import convert_file
+
+    source = tmp_path / "chat.jsonl"
+    source.write_text("".join(json.dumps({"messages": [
+        {"role": "user", "content": f"Say {i} in French, \"quoted\" 😀"},
+        {"role": "assistant", "content": f"réponse {i}"}]}) + "\n" for i in range(30)), encoding="utf-8")
+    convert_file(source, tmp_path / "alpaca.jsonl", "alpaca")
+    assert sized(tmp_path / "alpaca.jsonl") == 30
