@@ -15,6 +15,7 @@ import hashlib
 import json
 import shutil
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -145,15 +146,19 @@ def _log_stage(log: Log, stage: Stage) -> None:
         + ("  (cached)" if stage.cached else ""))
 
 
+def _inputs(stages: list[Stage]) -> list[InputInfo]:
+    """What the read stages learnt of their files (stages cached by older versions lack it)."""
+    return [InputInfo(**s.report["input"]) for s in stages if "input" in s.report]
+
+
 def _mix_formats(recipe: Recipe, file_formats: dict[str, str], stages: list[Stage]) -> dict[str, str]:
     """The input format behind each mix source, for the audit: a file source's own, and
     for the recipe's records the format of its inputs ("mixed" when they differ)."""
-    read = {s.report["input"]["format"] for s in stages if "input" in s.report}
-    formats = dict(file_formats)
-    for spec in recipe.mix.sources:
-        if spec.path is None and read:
-            formats[spec.source_name()] = read.pop() if len(read) == 1 else "mixed"
-    return formats
+    read = {info.format for info in _inputs(stages)}
+    if not read:
+        return dict(file_formats)
+    own = next(iter(read)) if len(read) == 1 else "mixed"
+    return {**file_formats, **{spec.source_name(): own for spec in recipe.mix.sources if spec.path is None}}
 
 
 def build_stages(recipe: Recipe, base: Path, run_dir: Path, log: Log) -> tuple[list[Stage], pl.DataFrame, str]:
@@ -237,14 +242,10 @@ def write_audit(recipe: Recipe, run_dir: Path, stages: list[Stage], frame: pl.Da
         return html
     from sftdata.audit import compute_stats, render_report
 
-    reads = [s.report for s in stages if s.name.startswith("read:")]
-    inputs = [InputInfo(**r["input"]) for r in reads if "input" in r]  # older caches lack it
-    read_rejects: dict[str, int] = {}
-    for info in inputs:
-        for reason, count in info.rejects_by_reason.items():
-            read_rejects[reason] = read_rejects.get(reason, 0) + count
+    inputs = _inputs(stages)
+    read_rejects = sum((Counter(info.rejects_by_reason) for info in inputs), Counter())
     mix = next((s.report for s in stages if s.name == "mix"), {})
-    stats = compute_stats(frame, inputs=inputs or None, read_rejects=read_rejects,
+    stats = compute_stats(frame, inputs=inputs or None, read_rejects=dict(read_rejects),
                           source_formats=mix.get("formats"), sample_count=recipe.audit.samples,
                           title=f"sftdata run: {recipe.name}")
     render_report(stats, [s.report for s in stages], html_path=html, json_path=run_dir / "stats.json")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import io
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
@@ -73,7 +73,7 @@ def _watched(run: Callable[[], int | None], target: Path, bytes_per_row: float, 
     with ThreadPoolExecutor(1) as pool:
         future = pool.submit(run)
         estimated = 0
-        while not _done(future, WATCH_SECONDS):
+        while not wait([future], timeout=WATCH_SECONDS).done:
             with contextlib.suppress(OSError):
                 now = int(target.stat().st_size / bytes_per_row * 0.9)  # under, not over
                 if now > estimated:
@@ -83,12 +83,6 @@ def _watched(run: Callable[[], int | None], target: Path, bytes_per_row: float, 
     if rows is not None and rows > estimated:
         report(rows - estimated)
     return rows
-
-
-def _done(future: Future, seconds: float) -> bool:
-    with contextlib.suppress(TimeoutError):
-        future.result(timeout=seconds)
-    return future.done()
 
 
 class _ReportOnce:

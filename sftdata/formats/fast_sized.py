@@ -1,4 +1,4 @@
-"""The sized route: a block of compact Alpaca JSON Lines, proven clean by its byte count.
+"""The sized route: compact Alpaca JSON Lines, proven clean by their byte count.
 
 The checked route (``fast._analyse_block``) proves a line safe by looking at its raw
 text: it splits the block into lines and counts the keys of each line. That costs as
@@ -113,7 +113,6 @@ def convert(source: Path | bytes, p: fast.Plan, shape: Framing, out: BinaryIO,
     source longer than its minimal form), and then what was written to ``out`` is
     worthless: the caller discards it and takes the checked route.
     """
-    size, newline_missing = _size(source)
     start, rows, frame_bytes = out.tell(), 0, 0
     try:
         for batch in _query(source, p, shape).collect_batches(chunk_size=BATCH_ROWS):
@@ -125,9 +124,7 @@ def convert(source: Path | bytes, p: fast.Plan, shape: Framing, out: BinaryIO,
                 progress(batch.height)
     except pl.exceptions.PolarsError:
         return None
-    if rows == 0 or size != frame_bytes + out.tell() - start - newline_missing:
-        return None
-    return rows
+    return rows if _proven(source, rows, frame_bytes, out.tell() - start) else None
 
 
 def sink(source: Path, p: fast.Plan, shape: Framing, target: Path) -> int | None:
@@ -140,7 +137,6 @@ def sink(source: Path, p: fast.Plan, shape: Framing, target: Path) -> int | None
     """
     if p.extras:
         return None
-    size, newline_missing = _size(source)
     query = _query(source, p, shape)
     write = query.select(pl.col("_turns").alias(fast._TURNS[p.to][0])).sink_ndjson(target, lazy=True)
     proven = pl.col("_clean").all() & ~pl.col("_nul").any() & pl.col("system").is_null().all()
@@ -149,9 +145,14 @@ def sink(source: Path, p: fast.Plan, shape: Framing, target: Path) -> int | None
         rows, clean, frame_bytes = pl.collect_all([write, stats], engine="streaming")[1].row(0)
     except pl.exceptions.PolarsError:
         return None
-    if not clean or rows == 0 or size != frame_bytes + target.stat().st_size - newline_missing:
-        return None
-    return rows
+    return rows if clean and _proven(source, rows, frame_bytes, target.stat().st_size) else None
+
+
+def _proven(source: Path | bytes, rows: int, frame_bytes: int, written: int) -> bool:
+    """The proof: ``source`` is exactly as long as the minimal lines of its ``rows`` rows,
+    ``frame_bytes`` plus the ``written`` output bytes (see the module docstring)."""
+    size, newline_missing = _size(source)
+    return rows > 0 and size == frame_bytes + written - newline_missing
 
 
 def _size(source: Path | bytes) -> tuple[int, bool]:
