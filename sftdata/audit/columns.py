@@ -4,8 +4,8 @@ Definitions (the report repeats them):
 - instruction: every user turn of a record joined by newlines; response: every assistant
   turn (``sftdata.steps.base.prompt_text`` / ``response_text``);
 - turns: the messages of a record that are not system messages;
-- words: runs of non-space characters, except that each CJK character (Han, kana,
-  Hangul) counts as one word, so Chinese text without spaces is not one giant "word".
+- words: ``sftdata.text``'s words, the same the length filter counts (each character
+  of a script written without spaces is a word; emoji count; punctuation does not).
 """
 
 from __future__ import annotations
@@ -15,10 +15,9 @@ import math
 import numpy as np
 import polars as pl
 
+from sftdata import text as tx
 from sftdata.steps.base import prompt_text, response_text
 
-_CJK = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}"
-WORD_PATTERN = rf"[{_CJK}]|[^\s{_CJK}]+"
 HIST_BINS = 30
 
 
@@ -62,7 +61,7 @@ def derive(frame: pl.DataFrame) -> pl.DataFrame:
 
 def word_count(column: str) -> pl.Expr:
     """Words in a text column (see the module docstring)."""
-    return pl.col(column).str.count_matches(WORD_PATTERN).cast(pl.Int64)
+    return tx.word_count(pl.col(column)).cast(pl.Int64)
 
 
 def char_count(column: str) -> pl.Expr:

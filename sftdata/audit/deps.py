@@ -40,13 +40,6 @@ def dedup_steps() -> tuple[Step, Step]:
     return dedup.ExactDedup(), dedup.NearDedup()
 
 
-def text_cache() -> dict[str, str]:
-    """Column names under which the filters read precomputed prompt/response texts
-    (``{"prompt": ..., "response": ...}``); empty when the filters have no cache."""
-    module = _module("sftdata.steps.filters_text")
-    return dict(getattr(module, "CACHE", {}))
-
-
 def default_filters() -> list[Step]:
     """The default filter set, as ``sftdata filter`` runs it without a config."""
     return list(_attr("sftdata.steps.filters", "default_filter_steps")())

@@ -12,7 +12,7 @@ import polars as pl
 from sftdata.audit import deps
 from sftdata.audit.columns import first_of_role, share
 from sftdata.errors import UserError
-from sftdata.steps.base import DETAIL
+from sftdata.steps.base import DETAIL, Texts
 
 log = logging.getLogger("sftdata.audit")
 
@@ -77,14 +77,12 @@ def duplicate_stats(frame: pl.DataFrame) -> dict:
 def filter_stats(frame: pl.DataFrame, derived: pl.DataFrame) -> dict:
     """Each default filter run on every record (dry-run): hits by reason and by filter,
     and how many records at least one filter would drop (a record may hit several).
-    The prompt/response texts already in ``derived`` are handed to the filters through
-    their cache columns, so no filter recomputes them."""
+    The prompt/response texts already in ``derived`` are handed to every filter, so no
+    filter recomputes them."""
     def section() -> dict:
         steps = deps.default_filters()
-        cache = deps.text_cache()
-        indexed = frame.with_row_index(ROW).with_columns(
-            [derived[side].alias(cache[key]) for key, side in
-             (("prompt", "instruction"), ("response", "response")) if key in cache])
+        texts = Texts.of_texts(derived["instruction"], derived["response"], frame["messages"])
+        indexed = frame.with_row_index(ROW)
         by_reason: dict[str, int] = {}
         by_filter: dict[str, int] = {}
         hit_rows: set[int] = set()
@@ -92,7 +90,7 @@ def filter_stats(frame: pl.DataFrame, derived: pl.DataFrame) -> dict:
         failed: dict[str, str] = {}
         for step in steps:
             try:
-                result = step(indexed)
+                result = step(indexed, texts)
             except Exception as exc:  # noqa: BLE001 - report the filter, keep the others
                 log.warning("filter %s failed in the audit: %s", step.name, _failure(exc))
                 failed[step.name] = _failure(exc)

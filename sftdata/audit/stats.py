@@ -36,7 +36,9 @@ DEFINITIONS = {
     "instruction": "all user turns of a record, joined by newlines",
     "response": "all assistant turns of a record, joined by newlines",
     "turns": "messages that are not system messages",
-    "words": "runs of non-space characters; each CJK character counts as one word",
+    "words": "as the length filter counts them (sftdata.text): runs of letters and digits "
+             "(apostrophes inside), each character of a script written without spaces, "
+             "and each emoji",
     "empty_input": "Alpaca records whose input field was missing, null or empty",
     "leading_words": "first word of the first user turn after polite openers, and the next "
                      "content word (CJK: first two characters, no object)",

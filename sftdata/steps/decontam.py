@@ -24,6 +24,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from sftdata.errors import UserError
+from sftdata import text as tx
 from sftdata.steps import minhash as mh
 from sftdata.steps.base import Step, split_by_reason
 from sftdata.steps.dedup import Fields, field_series, field_text
@@ -56,7 +57,7 @@ class EvalIndex:
             texts = result.frame.select(field_text(p.eval_fields)).to_series()
             names += [Path(path).stem] * len(texts)
             ids += result.frame["id"].to_list()
-            token_lists.append(mh.token_lists(texts))
+            token_lists.append(tx.tokens(texts))
         self.names, self.ids = names, ids
         self.tokens = pl.concat(token_lists)
         hashes, offsets = mh.token_hashes_from_lists(self.tokens)

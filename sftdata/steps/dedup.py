@@ -24,6 +24,7 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from sftdata import text as tx
 from sftdata.steps import minhash as mh
 from sftdata.steps.base import Step, prompt_text, split_by_reason
 from sftdata.steps.registry import register
@@ -85,7 +86,7 @@ def exact_key(text: pl.Series) -> pl.Series:
     Text with no letters or digits at all (emoji, symbols) keys on its whitespace-folded
     form instead, so distinct emoji-only answers are not all "equal to the empty string".
     """
-    base = mh.normalise(text)
+    base = tx.normalise(text)
     words = base.str.replace_all(r"[^\p{L}\p{N}\p{M}]+", " ").str.strip_chars()
     raw = base.str.replace_all(r"\s+", " ").str.strip_chars()
     return pl.select(

@@ -3,7 +3,7 @@
 The filter classes live in ``filters_text`` (length, empty turns, echo, markup,
 encoding, symbols), ``filters_repetition`` (Gopher repetition) and ``filters_content``
 (refusals, language, blocklist, regex, Self-Instruct); importing this module registers
-them all. ``run_steps`` is what the CLI and the recipe runner call.
+them all. ``run_steps`` (over ``sftdata.steps.base.run_chain``) runs a list of steps.
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sftdata.errors import UserError
 from sftdata.rejects import rejects_from_frame
 from sftdata.steps import filters_content, filters_repetition, filters_text  # noqa: F401 - registers
-from sftdata.steps.base import Step, StepReport
-from sftdata.steps.filters_text import CACHE
+from sftdata.steps.base import REASON, Filter, Step, StepReport, Texts, run_chain
 from sftdata.steps.registry import build_step, register
 
 DEFAULT_CONFIG = "default_filters.yaml"
@@ -79,43 +78,25 @@ def default_filter_steps() -> list[Step]:
     return steps_from_config(yaml.safe_load(body), DEFAULT_CONFIG)
 
 
-def with_text_cache(frame: pl.DataFrame, chunk: int = 100_000) -> pl.DataFrame:
-    """``frame`` plus the prompt and response columns every filter reads, computed slice
-    by slice (the list expressions need several times the text's size in scratch)."""
-    from sftdata.steps.filters_text import text
-
-    exprs = [text("prompt").alias(CACHE["prompt"]), text("response").alias(CACHE["response"])]
-    parts = [frame.slice(start, chunk).select(exprs) for start in range(0, frame.height, chunk)]
-    if not parts:
-        return frame.with_columns(exprs)
-    return pl.concat([frame, pl.concat(parts)], how="horizontal")
-
-
 def run_steps(
-    frame: pl.DataFrame, steps: list[Step]
+    frame: pl.DataFrame, steps: list[Step], texts: Texts | None = None
 ) -> tuple[pl.DataFrame, list[dict], list[StepReport]]:
     """Run ``steps`` in order: (kept frame, reject entries, one report per step).
 
-    The prompt and response texts are computed once and cached as columns that every
-    filter reads, then dropped from the result.
+    The prompt and response texts are computed once (``run_chain``) and handed to
+    every filter.
     """
-    work = with_text_cache(frame)
-    rejects, reports = [], []
-    for step in steps:
-        result = step(work)
-        work = result.kept
-        rejects.extend(rejects_from_frame(result.rejected, step.name))
-        reports.append(result.report)
-    return work.drop([c for c in CACHE.values() if c in work.columns]), rejects, reports
+    result = run_chain(frame, steps, texts)
+    rejects = [r for name, rejected in result.rejected for r in rejects_from_frame(rejected, name)]
+    return result.kept, rejects, result.reports
 
 
 def refusal_mask(responses: pl.Series) -> pl.Series:
     """True for each response holding a refusal or AI-boilerplate phrase (for the audit)."""
     from sftdata.steps.filters_content import RefusalFilter
 
-    frame = pl.DataFrame({CACHE["response"]: responses.fill_null(""),
-                          CACHE["prompt"]: pl.repeat("", len(responses), eager=True)})
-    return RefusalFilter().reasons(frame).is_not_null()
+    texts = Texts.of_texts(pl.repeat("", len(responses), eager=True, dtype=pl.String), responses)
+    return RefusalFilter().reasons(texts.frame, texts).is_not_null()
 
 
 class DefaultFiltersParams(BaseModel):
@@ -125,8 +106,11 @@ class DefaultFiltersParams(BaseModel):
     config: str | None = Field(None, description="YAML filter config file; default: the packaged default set.")
 
 
+_ROW = "_filter_row"
+
+
 @register
-class DefaultFilters(Step):
+class DefaultFilters(Filter):
     """The whole filter set (default or from a config) as one step, for recipes; each
     reject keeps the reason code of the filter that dropped it."""
 
@@ -134,14 +118,14 @@ class DefaultFilters(Step):
     Params = DefaultFiltersParams
     path_params = ("config",)
 
-    def run(self, frame: pl.DataFrame):
-        steps = load_filter_config(self.params.config) if self.params.config else default_filter_steps()
-        work = with_text_cache(frame)
-        dropped = []
-        for step in steps:
-            kept, rejected = step.run(work)
-            work = kept
-            dropped.append(rejected)
-        cache = list(CACHE.values())
-        rejected = pl.concat(dropped) if dropped else work.head(0)
-        return work.drop(cache), rejected.drop([c for c in cache if c in rejected.columns])
+    def steps(self) -> list[Step]:
+        return load_filter_config(self.params.config) if self.params.config else default_filter_steps()
+
+    def reasons(self, frame: pl.DataFrame, texts: Texts) -> pl.Series:
+        """Each row's reason: that of the first filter of the set that drops it."""
+        result = run_chain(frame.with_row_index(_ROW), self.steps(), texts)
+        reasons = pl.Series(REASON, [None] * frame.height, dtype=pl.String)
+        for _, rejected in result.rejected:
+            if rejected.height:
+                reasons = reasons.scatter(rejected[_ROW], rejected[REASON])
+        return reasons

@@ -15,13 +15,13 @@ from typing import Literal
 import polars as pl
 from pydantic import Field, field_validator
 
+from sftdata import text as tx
 from sftdata.errors import UserError
-from sftdata.steps.filters_text import WORD_PATTERN, ExprFilter, _Strict, first_reason, on_rows, text
+from sftdata.steps.base import Texts
+from sftdata.steps.filters_text import ExprFilter, Strict, first_reason, on_rows, text
 from sftdata.steps.registry import register
 
 Side = Literal["prompt", "response", "both"]
-# Characters of scripts written without spaces (Python re has no \p{Han}: code ranges).
-NO_SPACE_RE = "[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]"
 
 
 def read_terms(name_or_path: str) -> list[str]:
@@ -37,10 +37,11 @@ def read_terms(name_or_path: str) -> list[str]:
     return [ln.strip() for ln in body.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
 
 
-def side_text(side: str, frame: pl.DataFrame) -> pl.Expr:
+def side_text(side: str) -> pl.Expr:
+    """The prompt, the response, or both joined by a newline, over ``Texts.frame``."""
     if side == "both":
-        return pl.concat_str([text("prompt", frame), text("response", frame)], separator="\n")
-    return text(side, frame)
+        return pl.concat_str([text("prompt"), text("response")], separator="\n")
+    return text(side)
 
 
 def whole_word_pattern(terms: list[str]) -> str:
@@ -49,7 +50,7 @@ def whole_word_pattern(terms: list[str]) -> str:
     parts = []
     for term in sorted(set(terms), key=len, reverse=True):
         body = re.escape(term)
-        cjk = re.search(NO_SPACE_RE, term)
+        cjk = tx.has_no_space_script(term)
         left = r"\b" if not cjk and re.match(r"\w", term) else ""
         right = r"\b" if not cjk and re.search(r"\w$", term) else ""
         parts.append(f"{left}{body}{right}")
@@ -66,7 +67,7 @@ def _with_curly_quotes(phrases: list[str]) -> list[str]:
     return out
 
 
-class RefusalParams(_Strict):
+class RefusalParams(Strict):
     refusals: str = Field("refusals.txt", description="Refusal phrases: a packaged list name or a file path.")
     boilerplate: str = Field("ai_boilerplate.txt", description="AI-boilerplate phrases: a packaged list name or a file path.")
 
@@ -80,19 +81,19 @@ class RefusalFilter(ExprFilter):
     Params = RefusalParams
     reason_codes = ("refusal", "ai_boilerplate")
 
-    def expr(self, frame: pl.DataFrame) -> pl.Expr:
-        response = text("response", frame)
+    def expr(self, texts: Texts) -> pl.Expr:
+        response = text("response")
         refusals = _with_curly_quotes(read_terms(self.params.refusals))
         boiler = _with_curly_quotes(read_terms(self.params.boilerplate))
         # One pass over every response finds the candidates; only those are classified.
         hit = response.str.contains_any(refusals + boiler, ascii_case_insensitive=True)
-        return on_rows(frame, hit, first_reason([
+        return on_rows(texts.frame, hit, first_reason([
             (response.str.contains_any(refusals, ascii_case_insensitive=True), "refusal"),
             (response.str.contains_any(boiler, ascii_case_insensitive=True), "ai_boilerplate"),
         ]))
 
 
-class BlocklistParams(_Strict):
+class BlocklistParams(Strict):
     terms: list[str] = Field([], description="Blocked terms (whole word, case-insensitive).")
     terms_file: str | None = Field(None, description="File of blocked terms, one per line (# comments).")
     side: Side = Field("both", description="Text to search.")
@@ -107,16 +108,16 @@ class BlocklistFilter(ExprFilter):
     path_params = ("terms_file",)
     reason_codes = ("blocklist",)
 
-    def expr(self, frame: pl.DataFrame) -> pl.Expr:
+    def expr(self, texts: Texts) -> pl.Expr:
         p = self.params
         terms = list(p.terms) + (read_terms(p.terms_file) if p.terms_file else [])
         if not terms:
             return pl.lit(None, dtype=pl.String)
         pattern = whole_word_pattern(terms)
-        return first_reason([(side_text(p.side, frame).str.contains(pattern), "blocklist")])
+        return first_reason([(side_text(p.side).str.contains(pattern), "blocklist")])
 
 
-class RegexParams(_Strict):
+class RegexParams(Strict):
     pattern: str = Field(description="Regular expression (Rust regex syntax, as polars uses).")
     side: Side = Field("both", description="Text to search.")
     reason: str = Field("regex", pattern=r"^[a-z0-9_:]+$", description="Reason code for the rejects.")
@@ -140,13 +141,13 @@ class RegexFilter(ExprFilter):
     Params = RegexParams
     reason_codes = ("regex",)
 
-    def expr(self, frame: pl.DataFrame) -> pl.Expr:
+    def expr(self, texts: Texts) -> pl.Expr:
         p = self.params
-        hit = side_text(p.side, frame).str.contains(p.pattern)
+        hit = side_text(p.side).str.contains(p.pattern)
         return first_reason([(hit if p.drop_if_match else ~hit, p.reason)])
 
 
-class SelfInstructParams(_Strict):
+class SelfInstructParams(Strict):
     min_words: int = Field(3, ge=0, description="Fewest words in the instruction (CJK characters count as words).")
     max_words: int = Field(150, ge=1, description="Most words in the instruction.")
     keywords: str = Field("unproducible_keywords.txt", description="Phrases asking for output a text model cannot produce (images, files, plots): packaged list or file.")
@@ -162,10 +163,10 @@ class SelfInstructFilter(ExprFilter):
     reason_codes = ("instruction_too_short", "instruction_too_long",
                     "starts_with_punctuation", "unproducible_output")
 
-    def expr(self, frame: pl.DataFrame) -> pl.Expr:
+    def expr(self, texts: Texts) -> pl.Expr:
         p = self.params
-        prompt = text("prompt", frame)
-        words = prompt.str.count_matches(WORD_PATTERN)
+        prompt = text("prompt")
+        words = tx.word_count(prompt)
         # Opening quotes/brackets and Spanish inverted marks are how instructions start.
         punct = r"^\s*[\p{P}&&[^\"'“‘«¿¡(\[「『【《]]"
         return first_reason([

@@ -5,7 +5,7 @@ The thresholds are the Gopher paper's (Rae et al. 2021, table A1), as in datatro
 statistics are computed for all records at once with numpy: each n-gram of a record
 becomes one packed uint64 key ``record | n-gram hash | length-or-position``, a single
 sort per n brings equal n-grams of a record together, and run lengths give the counts.
-Tokens are words, with CJK/Thai characters as single tokens (see ``minhash``).
+Tokens are words, with CJK/Thai characters as single tokens (``sftdata.text.tokens``).
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ import numpy as np
 import polars as pl
 from pydantic import Field
 
+from sftdata import text as tx
 from sftdata.steps import minhash as mh
-from sftdata.steps.filters_text import ExprFilter, _Strict, first_reason, on_rows, text
+from sftdata.steps.base import Texts
+from sftdata.steps.filters_text import ExprFilter, Strict, first_reason, on_rows, text
 from sftdata.steps.registry import register
 
 _CHUNK = 1 << 15  # records per chunk: the record number takes the top 16 bits of a key
@@ -27,7 +29,7 @@ _LOW = np.uint64(0xFFF)  # 12 low bits: an n-gram's character length, or its pos
 _SENTINEL = np.uint64(0xFFFF << 48)  # above every record number a chunk can hold
 
 
-class RepetitionParams(_Strict):
+class RepetitionParams(Strict):
     side: Literal["prompt", "response"] = Field("response", description="Which text to check.")
     max_dup_line_frac: float | None = Field(0.3, ge=0, le=1, description="Most share of non-empty lines that repeat an earlier line.")
     max_dup_line_char_frac: float | None = Field(0.2, ge=0, le=1, description="Most share of characters in lines that repeat an earlier line.")
@@ -130,7 +132,7 @@ def _whitespace_tokens(texts: pl.Series):
 
 def _script_tokens(texts: pl.Series):
     """The same for text written without spaces: one token per CJK/Thai character."""
-    lists = mh.token_lists(texts)
+    lists = tx.tokens(texts)
     lens = lists.list.len().to_numpy().astype(np.int64)
     offsets = np.zeros(len(lens) + 1, dtype=np.int64)
     np.cumsum(lens, out=offsets[1:])
@@ -167,8 +169,7 @@ class RepetitionFilter(ExprFilter):
         """Per-text n-gram reason. Text written mostly without spaces (CJK) is counted in
         characters, about half a word each, so its n-grams are ``cjk_scale`` times longer."""
         texts = texts.fill_null("")
-        cjk = (texts.str.count_matches(f"[{mh.NO_SPACE_SCRIPTS}]")
-               > texts.str.len_chars() * 0.3).to_numpy()
+        cjk = tx.mostly_no_space_script(texts).to_numpy()
         out = np.full(len(texts), None, dtype=object)
         with ThreadPoolExecutor(min(4, os.cpu_count() or 1)) as pool:
             for mask, is_cjk in ((~cjk, False), (cjk, True)):
@@ -179,10 +180,11 @@ class RepetitionFilter(ExprFilter):
                 out[rows] = np.array([r for part in parts for r in part] or [], dtype=object)
         return pl.Series(out.tolist(), dtype=pl.String)
 
-    def expr(self, frame: pl.DataFrame) -> pl.Expr:
+    def expr(self, texts: Texts) -> pl.Expr:
         p = self.params
+        frame = texts.frame
         # Code blocks repeat lines and phrases by nature ("}", "end", loop bodies).
-        t = text(p.side, frame).str.replace_all(r"(?s)```.*?(?:```|$)", "\n")
+        t = text(p.side).str.replace_all(r"(?s)```.*?(?:```|$)", "\n")
         lines = t.str.split("\n").list.eval(
             pl.element().str.strip_chars().filter(pl.element().str.strip_chars() != ""))
         n_lines = lines.list.len()
@@ -196,7 +198,7 @@ class RepetitionFilter(ExprFilter):
             frac = dup_chars / pl.max_horizontal(t.str.len_chars(), 1)
             pairs.append((frac > p.max_dup_line_char_frac, "dup_line_chars"))
         # Line checks only matter where there are several lines.
-        raw = text(p.side, frame)
+        raw = text(p.side)
         reason = on_rows(frame, raw.str.count_matches("\n") >= 1, first_reason(pairs))
         if p.top_ngram or p.dup_ngram:
             ngram = self._ngram_reasons(frame.select(t).to_series())

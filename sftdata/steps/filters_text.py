@@ -1,42 +1,30 @@
 """Text-shape filters: length, empty turns, echoed prompts, markup, encoding, symbols.
 
 Every filter computes its reasons as one polars expression, so the default set stays
-fast on millions of records. They read the prompt (all user turns) and the response
-(all assistant turns) through ``text("prompt" | "response")``, which uses the columns
-``run_steps`` caches once per run when present.
+fast on millions of records. The expression is evaluated on ``Texts.frame``: the prompt
+(all user turns, ``PROMPT``) and the response (all assistant turns, ``RESPONSE``) that
+the runner computed once, beside the rows' ``messages``. Words are ``sftdata.text``'s.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import ClassVar, Literal
+from typing import Literal
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
+from sftdata import text as tx
 from sftdata.errors import UserError
-from sftdata.steps.base import Filter, prompt_text, response_text
-from sftdata.steps.minhash import NO_SPACE_SCRIPTS
+from sftdata.steps.base import REASON, Filter, NoParams, Texts
 from sftdata.steps.registry import register
 
 log = logging.getLogger(__name__)
 
-CACHE = {"prompt": "__prompt", "response": "__response"}
-# A "word": a run of letters/digits, one character of a script written without spaces
-# (so Chinese is counted per character, not as one long word), or one emoji.
-WORD_PATTERN = rf"[{NO_SPACE_SCRIPTS}]|[\p{{L}}\p{{N}}\p{{M}}_]+|\p{{Extended_Pictographic}}"
 
-
-def text(side: str, frame: pl.DataFrame | None = None) -> pl.Expr:
-    """The prompt or response text: the cached column when ``frame`` has it."""
-    if frame is not None and CACHE[side] in frame.columns:
-        return pl.col(CACHE[side])
-    return prompt_text() if side == "prompt" else response_text()
-
-
-def folded(expr: pl.Expr) -> pl.Expr:
-    """Lower case, punctuation and whitespace folded to single spaces (for comparisons)."""
-    return expr.str.to_lowercase().str.replace_all(r"[^\p{L}\p{N}\p{M}]+", " ").str.strip_chars()
+def text(side: str) -> pl.Expr:
+    """The ``prompt`` or ``response`` column of ``Texts.frame``."""
+    return pl.col(side)
 
 
 def first_reason(pairs: list[tuple[pl.Expr, str]]) -> pl.Expr:
@@ -60,22 +48,22 @@ def on_rows(frame: pl.DataFrame, mask: pl.Expr, expr: pl.Expr, dtype=pl.String) 
 
 
 class ExprFilter(Filter):
-    """A filter whose reasons are one polars expression (``expr``)."""
+    """A filter whose reasons are one polars expression (``expr``) over ``Texts.frame``."""
 
-    reason_codes: ClassVar[tuple[str, ...]] = ()
-
-    def expr(self, frame: pl.DataFrame) -> pl.Expr:
+    def expr(self, texts: Texts) -> pl.Expr:
         raise NotImplementedError
 
-    def reasons(self, frame: pl.DataFrame) -> pl.Series:
-        return frame.select(self.expr(frame).alias("reason")).to_series()
+    def reasons(self, frame: pl.DataFrame, texts: Texts) -> pl.Series:
+        return texts.frame.select(self.expr(texts).alias(REASON)).to_series()
 
 
-class _Strict(BaseModel):
+class Strict(BaseModel):
+    """Params base of the filters: unknown keys are errors."""
+
     model_config = ConfigDict(extra="forbid")
 
 
-class LengthParams(_Strict):
+class LengthParams(Strict):
     unit: Literal["chars", "words", "tokens"] = Field("words", description="Count characters, words (CJK characters and emoji count as words) or tokenizer tokens.")
     tokenizer: str | None = Field(None, description="HF tokenizer name or folder for unit=tokens; without it (or without transformers) words are counted.")
     min_prompt: int | None = Field(None, ge=0, description="Fewest units in the prompt (user turns).")
@@ -105,13 +93,14 @@ class LengthFilter(ExprFilter):
     Params = LengthParams
     reason_codes = ("too_short:<side>_<unit>", "too_long:<side>_<unit>")
 
-    def _counts(self, frame: pl.DataFrame, side: str, lo, hi) -> pl.Expr:
+    def _counts(self, texts: Texts, side: str, lo, hi) -> pl.Expr:
         p = self.params
-        t = text(side, frame)
+        t = text(side)
+        frame = texts.frame
         if p.unit == "chars":
             return t.str.len_chars()
         if p.unit == "tokens" and p.tokenizer:
-            counts = _token_counts(frame.select(t).to_series(), p.tokenizer)
+            counts = _token_counts(texts.side(side), p.tokenizer)
             if counts is not None:
                 return pl.lit(counts)
             log.warning("transformers is not installed: counting words instead of tokens")
@@ -123,10 +112,10 @@ class LengthFilter(ExprFilter):
             needed = needed | (chars > hi)
         if lo is not None and lo > 1:
             needed = needed | (chars >= lo)
-        words = on_rows(frame, needed, t.str.count_matches(WORD_PATTERN), pl.UInt32)
+        words = on_rows(frame, needed, tx.word_count(t), pl.UInt32)
         return pl.coalesce(words, chars)
 
-    def expr(self, frame: pl.DataFrame) -> pl.Expr:
+    def expr(self, texts: Texts) -> pl.Expr:
         p = self.params
         unit = "tokens" if p.unit == "tokens" and p.tokenizer else ("chars" if p.unit == "chars" else "words")
         pairs = []
@@ -134,18 +123,14 @@ class LengthFilter(ExprFilter):
             lo, hi = getattr(p, f"min_{side}"), getattr(p, f"max_{side}")
             if lo is None and hi is None:
                 continue
-            n = self._counts(frame, side, lo, hi)
+            n = self._counts(texts, side, lo, hi)
             if lo == 1 and unit == "words":
-                pairs.append((~text(side, frame).str.contains(WORD_PATTERN), f"too_short:{side}_{unit}"))
+                pairs.append((~tx.has_word(text(side)), f"too_short:{side}_{unit}"))
             elif lo is not None:
                 pairs.append((n < lo, f"too_short:{side}_{unit}"))
             if hi is not None:
                 pairs.append((n > hi, f"too_long:{side}_{unit}"))
         return first_reason(pairs)
-
-
-class NoParams(_Strict):
-    """This step has no parameters."""
 
 
 @register
@@ -159,7 +144,7 @@ class EmptyTurnFilter(ExprFilter):
     Params = NoParams
     reason_codes = ("empty_turn",)
 
-    def expr(self, frame: pl.DataFrame) -> pl.Expr:
+    def expr(self, texts: Texts) -> pl.Expr:
         m = pl.element().struct
         empty = (
             m.field("role").is_in(["user", "assistant"])
@@ -169,7 +154,7 @@ class EmptyTurnFilter(ExprFilter):
         return first_reason([(pl.col("messages").list.eval(empty).list.any(), "empty_turn")])
 
 
-class EchoParams(_Strict):
+class EchoParams(Strict):
     min_repeat_chars: int = Field(20, ge=1, description="A response contained in its prompt is dropped only from this many characters (short answers like 'Positive' are often quoted in the prompt).")
 
 
@@ -183,13 +168,13 @@ class EchoFilter(ExprFilter):
     Params = EchoParams
     reason_codes = ("output_equals_input", "response_repeats_prompt")
 
-    def expr(self, frame: pl.DataFrame) -> pl.Expr:
+    def expr(self, texts: Texts) -> pl.Expr:
         # Only responses at most about twice as long as their prompt can echo it (folding
         # removes punctuation and spaces only); the folding runs on those rows alone.
-        raw_p, raw_r = text("prompt", frame), text("response", frame)
+        raw_p, raw_r = text("prompt"), text("response")
         candidate = raw_r.str.len_chars() <= 2 * raw_p.str.len_chars() + 16
-        prompt, response = folded(raw_p), folded(raw_r)
-        return on_rows(frame, candidate, first_reason([
+        prompt, response = tx.folded(raw_p), tx.folded(raw_r)
+        return on_rows(texts.frame, candidate, first_reason([
             ((response == prompt) & (response != ""), "output_equals_input"),
             ((response.str.len_chars() >= self.params.min_repeat_chars)
              & prompt.str.contains(response, literal=True), "response_repeats_prompt"),
@@ -202,7 +187,7 @@ HTML_TAG = (r"(?i)</?(?:p|div|span|br|hr|a|b|i|u|em|strong|font|center|li|ul|ol|
 HTML_ENTITY = r"&(?:nbsp|amp|lt|gt|quot|apos|mdash|ndash|hellip|rsquo|lsquo|rdquo|ldquo|#\d{2,5}|#x[0-9a-fA-F]{2,4});"
 
 
-class MarkupParams(_Strict):
+class MarkupParams(Strict):
     max_tags: int = Field(2, ge=0, description="Most HTML tags/entities allowed in a response outside code blocks.")
     exempt_prompt: str = Field(r"(?i)\b(?:html|xml|svg|markup|tags?|web ?page|website|jsx|css|react|vue|angular|php|dom|xpath|scrap(?:e|ing)|email template)\b|网页|标签", description="Regex: prompts matching it ask for markup, so their responses are not checked.")
 
@@ -215,10 +200,10 @@ class MarkupFilter(ExprFilter):
     Params = MarkupParams
     reason_codes = ("markup_residue",)
 
-    def expr(self, frame: pl.DataFrame) -> pl.Expr:
-        prose = text("response", frame).str.replace_all(r"(?s)```.*?(?:```|$)|`[^`\n]*`", "")
+    def expr(self, texts: Texts) -> pl.Expr:
+        prose = text("response").str.replace_all(r"(?s)```.*?(?:```|$)|`[^`\n]*`", "")
         count = prose.str.count_matches(HTML_TAG) + prose.str.count_matches(HTML_ENTITY)
-        asks = text("prompt", frame).str.contains(self.params.exempt_prompt)
+        asks = text("prompt").str.contains(self.params.exempt_prompt)
         return first_reason([((count > self.params.max_tags) & ~asks, "markup_residue")])
 
 
@@ -229,7 +214,7 @@ MOJIBAKE = (r"[ÃÂ][\x{80}-\x{BF}]|â€[\x{80}-\x{BF}™œ\x{9d}\x{201a}-\x{20
 CONTROL = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F\x{80}-\x{9F}]"
 
 
-class EncodingParams(_Strict):
+class EncodingParams(Strict):
     max_mojibake: int = Field(0, ge=0, description="Most mojibake sequences (or U+FFFD) allowed per record.")
     max_control: int = Field(0, ge=0, description="Most control characters allowed per record.")
 
@@ -242,9 +227,9 @@ class EncodingFilter(ExprFilter):
     Params = EncodingParams
     reason_codes = ("mojibake", "control_chars")
 
-    def expr(self, frame: pl.DataFrame) -> pl.Expr:
+    def expr(self, texts: Texts) -> pl.Expr:
         def over(pattern: str, limit: int) -> pl.Expr:
-            sides = [text("prompt", frame), text("response", frame)]
+            sides = [text("prompt"), text("response")]
             if limit == 0:  # "any at all": contains() stops at the first hit
                 return sides[0].str.contains(pattern) | sides[1].str.contains(pattern)
             return sides[0].str.count_matches(pattern) + sides[1].str.count_matches(pattern) > limit
@@ -259,7 +244,7 @@ class EncodingFilter(ExprFilter):
 SYMBOL = (r"[[\p{S}\p{Pc}\p{Pd}\p{Po}]&&[^\p{Extended_Pictographic}.,:;!?'\"、。，：；！？·…‧・-]]")
 
 
-class SymbolParams(_Strict):
+class SymbolParams(Strict):
     max_ratio: float = Field(0.3, gt=0, le=1, description="Most symbol characters (see SYMBOL: not letters, digits, emoji, quotes, brackets or sentence punctuation) as a share of all characters.")
     min_chars: int = Field(20, ge=1, description="Texts shorter than this are not checked (a short '2+2=4' is fine).")
 
@@ -273,10 +258,10 @@ class SymbolRatioFilter(ExprFilter):
     Params = SymbolParams
     reason_codes = ("too_many_symbols:prompt", "too_many_symbols:response")
 
-    def expr(self, frame: pl.DataFrame) -> pl.Expr:
+    def expr(self, texts: Texts) -> pl.Expr:
         pairs = []
         for side in ("prompt", "response"):
-            t = text(side, frame)
+            t = text(side)
             chars = t.str.len_chars()
             symbols = t.str.count_matches(SYMBOL)
             ratio = symbols / pl.max_horizontal(chars, 1)

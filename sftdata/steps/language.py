@@ -13,8 +13,9 @@ import polars as pl
 from pydantic import Field
 
 from sftdata.errors import UserError
+from sftdata.steps.base import Texts
 from sftdata.steps.filters_content import Side, side_text
-from sftdata.steps.filters_text import ExprFilter, _Strict
+from sftdata.steps.filters_text import ExprFilter, Strict
 from sftdata.steps.registry import register
 
 
@@ -34,7 +35,7 @@ def identifier():
     return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
 
 
-class LanguageParams(_Strict):
+class LanguageParams(Strict):
     allowed: list[str] = Field(["en"], min_length=1, description="ISO 639-1 codes to keep, e.g. [en, zh].")
     side: Side = Field("both", description="Text to detect on (both = prompt and response together).")
     min_confidence: float = Field(0.5, ge=0, le=1, description="Drop only when the detector is at least this sure of another language.")
@@ -49,10 +50,10 @@ class LanguageFilter(ExprFilter):
     Params = LanguageParams
     reason_codes = ("language:<code>",)
 
-    def expr(self, frame: pl.DataFrame) -> pl.Expr:
+    def expr(self, texts: Texts) -> pl.Expr:
         p = self.params
-        texts = frame.select(side_text(p.side, frame)).to_series()
-        langs = detect_languages(texts, p.min_confidence, p.min_chars)
+        chosen = texts.frame.select(side_text(p.side)).to_series()
+        langs = detect_languages(chosen, p.min_confidence, p.min_chars)
         bad = langs.is_not_null() & ~langs.is_in(p.allowed)
         return pl.lit(pl.select(pl.when(bad).then(pl.lit("language:") + langs)).to_series())
 

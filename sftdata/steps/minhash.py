@@ -5,9 +5,9 @@ Why not one ``datasketch.MinHash`` per record: that loop spends its time in Pyth
 here). Here every stage works on flat numpy arrays over *all* records:
 
 1. ``token_hashes``: polars normalises (NFKC, lower case) and splits text into tokens
-   in Rust and hashes each token to 64 bits. A token is a run of letters/digits/marks,
-   or one single character of a script written without spaces (Han, kana, Thai...),
-   so Chinese or Japanese text gets character tokens instead of one giant "word".
+   in Rust (``sftdata.text.tokens``: words, with each character of a script written
+   without spaces as one token, so Chinese gets character tokens instead of one giant
+   "word") and hashes each token to 64 bits.
 2. ``ngram_hashes``: a rolling polynomial hash over each record's tokens (``n`` words
    or characters). A record shorter than ``n`` tokens gets *one* shingle made of all its
    tokens (the same hash an ``n = len`` n-gram would have): short texts stay distinct
@@ -29,50 +29,13 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import polars as pl
 
-# One token: a single character of a script written without spaces, or a word.
-NO_SPACE_SCRIPTS = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}"
-WORD_ONLY = r"[\p{L}\p{N}\p{M}_]+"
-TOKEN_PATTERN = rf"[{NO_SPACE_SCRIPTS}]|{WORD_ONLY}"
+from sftdata import text as tx
+
 MAX_HASH32 = np.uint32(0xFFFFFFFF)
 _M1 = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
 _CHUNK_SHINGLES = 1 << 14  # 128 x 16k uint32 = 8 MiB: stays in cache
-
-
-def normalise(texts: pl.Series) -> pl.Series:
-    """NFKC + lower case: the form tokens are taken from (full-width and ligatures fold).
-
-    ASCII text is already NFKC, and NFKC is the slow part, so only non-ASCII rows pay it.
-    """
-    texts = texts.fill_null("")
-    wide = texts.str.contains(r"[^\x00-\x7F]")
-    if wide.any():
-        texts = texts.scatter(wide.arg_true(), texts.filter(wide).str.normalize("NFKC"))
-    return texts.str.to_lowercase()
-
-
-def token_lists(texts: pl.Series, unit: str = "word") -> pl.Series:
-    """A List[String] Series of tokens per text: words (``word``) or characters (``char``).
-
-    ``char`` keeps letters/digits only, so spacing and punctuation changes do not count.
-    """
-    norm = normalise(texts)
-    if unit == "char":
-        return norm.str.replace_all(r"[^\p{L}\p{N}\p{M}]+", "").str.split("").list.eval(
-            pl.element().filter(pl.element() != "")
-        )
-    # Rows without any no-space-script character take the simpler word pattern (the
-    # same tokens, ~30% faster); only the others need the per-character alternative.
-    cjk = norm.str.contains(f"[{NO_SPACE_SCRIPTS}]")
-    if not cjk.any():
-        return norm.str.extract_all(WORD_ONLY).fill_null([])
-    if cjk.all():
-        return norm.str.extract_all(TOKEN_PATTERN).fill_null([])
-    other, wide = (~cjk).arg_true(), cjk.arg_true()
-    lists = pl.concat([norm.gather(other).str.extract_all(WORD_ONLY),
-                       norm.gather(wide).str.extract_all(TOKEN_PATTERN)]).fill_null([])
-    return lists.gather(pl.concat([other, wide]).arg_sort())
 
 
 def splitmix(h: np.ndarray) -> np.ndarray:
@@ -86,7 +49,7 @@ def splitmix(h: np.ndarray) -> np.ndarray:
 
 def token_hashes(texts: pl.Series, unit: str = "word") -> tuple[np.ndarray, np.ndarray]:
     """(uint64 hash of every token of every text, int64 offsets of length len(texts)+1)."""
-    return token_hashes_from_lists(token_lists(texts, unit))
+    return token_hashes_from_lists(tx.tokens(texts, unit))
 
 
 def token_hashes_from_lists(lists: pl.Series) -> tuple[np.ndarray, np.ndarray]:
