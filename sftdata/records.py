@@ -9,18 +9,24 @@ Alpaca, ShareGPT and OpenAI ``messages`` exist only in ``sftdata.formats`` (read
 write). The pydantic models here validate records at the edges and generate the JSON
 Schemas in ``schemas/`` (``sftdata schemas``); ``FRAME_SCHEMA`` is the DataFrame layout.
 
-In the frame, ``tools`` and ``meta`` are JSON strings: both hold arbitrary nested JSON
-(function specs, whatever extra columns the input carried) that polars structs cannot
-hold without forcing one schema on every row.
+In the frame, ``tools``, ``meta`` and each message's (and tool call's) ``extra`` are JSON
+text: they hold arbitrary nested JSON (function specs, whatever extra columns, message
+keys or tool-call keys the input carried) that polars structs cannot hold without
+forcing one schema on every row. ``extra`` is null when there is nothing extra.
+
+A message's ``extra`` keeps every key the input's message (or ShareGPT turn) had that
+sftdata does not model (``reasoning_content``, ``id``, ``timestamp``, ``refusal``...);
+writers put those keys back on the message. A tool call's ``extra`` does the same for
+its keys (``index``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any, Iterable, Literal
 
 import polars as pl
+import xxhash
 from pydantic import BaseModel, ConfigDict, Field
 
 ROLES = ("system", "user", "assistant", "tool")
@@ -46,6 +52,9 @@ class ToolCall(BaseModel):
     id: str | None = None
     type: Literal["function"] = "function"
     function: FunctionCall
+    extra: dict[str, Any] | None = Field(
+        default=None, description="The input's other keys of this call (e.g. `index`), kept as is."
+    )
 
 
 class Message(BaseModel):
@@ -64,6 +73,11 @@ class Message(BaseModel):
     weight: float | None = Field(
         default=None, description="Per-message loss weight (0 = do not train on this turn)."
     )
+    extra: dict[str, Any] | None = Field(
+        default=None,
+        description="The input message's keys sftdata does not model (e.g. `reasoning_content`, "
+        "`id`, `timestamp`), kept as is and written back on the message.",
+    )
 
 
 class Record(BaseModel):
@@ -81,16 +95,19 @@ class Record(BaseModel):
     )
 
 
-_FUNCTION = pl.Struct({"name": pl.String, "arguments": pl.String})
-_TOOL_CALL = pl.Struct({"id": pl.String, "type": pl.String, "function": _FUNCTION})
+FUNCTION_DTYPE = pl.Struct({"name": pl.String, "arguments": pl.String})
+TOOL_CALL_DTYPE = pl.Struct(
+    {"id": pl.String, "type": pl.String, "function": FUNCTION_DTYPE, "extra": pl.String}
+)
 MESSAGE_DTYPE = pl.Struct(
     {
         "role": pl.String,
         "content": pl.String,
-        "tool_calls": pl.List(_TOOL_CALL),
+        "tool_calls": pl.List(TOOL_CALL_DTYPE),
         "name": pl.String,
         "tool_call_id": pl.String,
         "weight": pl.Float64,
+        "extra": pl.String,  # JSON text of an object, or null
     }
 )
 FRAME_SCHEMA = pl.Schema(
@@ -102,38 +119,83 @@ FRAME_SCHEMA = pl.Schema(
         "meta": pl.String,  # JSON text of a dict
     }
 )
-_OPTIONAL_MESSAGE_KEYS = ("tool_calls", "name", "tool_call_id", "weight")
+_OPTIONAL_MESSAGE_KEYS = ("tool_calls", "name", "tool_call_id", "weight", "extra")
+
+
+# Separators of the id text: between messages, between a message's fields, before each
+# tool call, and before the tools.
+_MSG, _FIELD, _CALL, _TOOLS = "\x1d", "\x1f", "\x1e", "\x1c"
+
+
+def id_text(messages: list[dict], tools: list | None = None) -> str:
+    """The text a record id hashes (the definition, also built by ``sftdata.convert.ids``
+    for whole frames): the messages joined by U+001D, each its ``role``, U+001F and its
+    content with the whitespace ``str.strip`` removes taken off both ends, then for each
+    tool call U+001E, the function name, U+001F and the arguments; then, when the record
+    has tools, U+001C and their JSON with sorted keys and no spaces. Names, weights,
+    tool-call ids and ``extra`` keys do not enter."""
+    parts = []
+    for m in messages:
+        calls = "".join(f"{_CALL}{c['function']['name']}{_FIELD}{c['function']['arguments']}"
+                        for c in m.get("tool_calls") or [])
+        parts.append(f"{m['role']}{_FIELD}{(m.get('content') or '').strip()}{calls}")
+    text = _MSG.join(parts)
+    if tools:
+        text += _TOOLS + json.dumps(tools, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return text
+
+
+def hash_id(text: str | bytes) -> str:
+    """16 hex digits: XXH3-64 (seed 0) of the UTF-8 text. XXH3 is a fixed algorithm, so
+    ids are the same in every version of sftdata and of its dependencies."""
+    return xxhash.xxh3_64_hexdigest(text.encode("utf-8") if isinstance(text, str) else text)
 
 
 def record_id(messages: list[dict], tools: list | None = None) -> str:
-    """A stable 16-hex-digit id from the messages (whitespace at the ends ignored).
+    """A stable 16-hex-digit id from the messages (``hash_id(id_text(...))``): the same in
+    every version and on both conversion paths; whitespace at the ends is ignored.
 
     >>> record_id([{"role": "user", "content": " hi "}]) == record_id(
     ...     [{"role": "user", "content": "hi"}])
     True
+    >>> record_id([{"role": "user", "content": "hi"}])
+    '890061fbf35c9d48'
     """
-    norm = [
-        [m["role"], (m.get("content") or "").strip(), m.get("tool_calls") or None]
-        for m in messages
-    ]
-    blob = json.dumps([norm, tools or None], ensure_ascii=False, sort_keys=True)
-    return hashlib.blake2b(blob.encode("utf-8"), digest_size=8).hexdigest()
+    return hash_id(id_text(messages, tools))
+
+
+def _clean_call(call: dict) -> dict:
+    out = {"id": call.get("id"), "type": call.get("type") or "function",
+           "function": {"name": call["function"]["name"], "arguments": call["function"]["arguments"]}}
+    if call.get("extra"):
+        out["extra"] = call["extra"]
+    return out
 
 
 def clean_message(message: dict) -> dict:
-    """Drop optional keys that are None, so dicts compare equal however they were built."""
+    """Drop optional keys that are None, so dicts compare equal however they were built
+    (an empty ``extra`` counts as none; an empty ``tool_calls`` list is kept)."""
     out = {"role": message["role"], "content": message["content"]}
     for key in _OPTIONAL_MESSAGE_KEYS:
         value = message.get(key)
-        if value is not None:
-            if key == "tool_calls":
-                value = [
-                    {"id": c.get("id"), "type": c.get("type") or "function",
-                     "function": {"name": c["function"]["name"],
-                                  "arguments": c["function"]["arguments"]}}
-                    for c in value
-                ]
-            out[key] = value
+        if value is None or (key == "extra" and not value):
+            continue
+        if key == "tool_calls":
+            value = [_clean_call(c) for c in value]
+        out[key] = value
+    return out
+
+
+def _json_text(value) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _frame_message(message: dict) -> dict:
+    """A message dict with its ``extra`` (and its calls') as JSON text, for the frame."""
+    out = {**message, "extra": _json_text(message.get("extra") or None)}
+    if message.get("tool_calls"):
+        out["tool_calls"] = [{**c, "extra": _json_text(c.get("extra") or None)}
+                             for c in message["tool_calls"]]
     return out
 
 
@@ -142,14 +204,23 @@ def frame_from_records(records: Iterable[dict]) -> pl.DataFrame:
     rows = [
         {
             "id": r["id"],
-            "messages": r["messages"],
-            "tools": None if r.get("tools") is None else json.dumps(r["tools"], ensure_ascii=False),
+            "messages": [_frame_message(m) for m in r["messages"]],
+            "tools": _json_text(r.get("tools")),
             "source": r.get("source") or "",
-            "meta": json.dumps(r.get("meta") or {}, ensure_ascii=False),
+            "meta": _json_text(r.get("meta") or {}),
         }
         for r in records
     ]
     return pl.DataFrame(rows, schema=FRAME_SCHEMA)
+
+
+def _record_message(message: dict) -> dict:
+    if message.get("extra") is not None:
+        message["extra"] = json.loads(message["extra"])
+    for call in message.get("tool_calls") or []:
+        if call.get("extra") is not None:
+            call["extra"] = json.loads(call["extra"])
+    return clean_message(message)
 
 
 def records_from_frame(frame: pl.DataFrame) -> list[dict]:
@@ -159,7 +230,7 @@ def records_from_frame(frame: pl.DataFrame) -> list[dict]:
         out.append(
             {
                 "id": row["id"],
-                "messages": [clean_message(m) for m in row["messages"]],
+                "messages": [_record_message(m) for m in row["messages"]],
                 "tools": None if row["tools"] is None else json.loads(row["tools"]),
                 "source": row["source"],
                 "meta": json.loads(row["meta"]) if row["meta"] else {},

@@ -12,17 +12,42 @@ from typing import Iterable
 
 from sftdata.errors import RecordError, UserError
 from sftdata.formats import alpaca, openai, sharegpt
+from sftdata.formats.common import check_value
 from sftdata.records import clean_message
 
 CANONICAL_FIELDS = ("id", "messages", "tools", "source", "meta")
 
 
+def _flat(obj, known: tuple[str, ...]) -> dict:
+    """A canonical message or tool call with the keys of its ``extra`` put back beside
+    the modelled ones (how the OpenAI rules read them)."""
+    if not isinstance(obj, dict) or obj.get("extra") is None:
+        return obj
+    extra = obj["extra"]
+    if not isinstance(extra, dict) or any(k in known for k in extra):
+        raise RecordError("bad_extra")
+    return {**{k: v for k, v in obj.items() if k != "extra"}, **extra}
+
+
 def _canonical_to(row: dict) -> dict:
     """Validate a canonical record with the OpenAI rules; keep its id, source and meta."""
-    converted = openai.to_canonical({"messages": row.get("messages"), "tools": row.get("tools")})
+    messages = row.get("messages")
+    if isinstance(messages, list):
+        messages = [_flat(m, (*openai.MESSAGE_KEYS, "weight", "extra")) for m in messages]
+        for m in messages:
+            if isinstance(m, dict) and isinstance(m.get("tool_calls"), list):
+                m["tool_calls"] = [_flat(c, (*openai.CALL_KEYS, "extra")) for c in m["tool_calls"]]
+    converted = openai.to_canonical({"messages": messages, "tools": row.get("tools")})
     meta = row.get("meta") or {}
     if not isinstance(meta, dict):
         raise RecordError("not_an_object:meta")
+    check_value(meta)
+    for key in ("id", "source"):
+        if row.get(key) is not None and not isinstance(row[key], str):
+            raise RecordError(f"not_a_string:{key}")
+    extra = {k: v for k, v in row.items() if k not in CANONICAL_FIELDS}
+    if extra:  # a canonical record has no other fields: they would be lost
+        raise RecordError(f"unknown_field:{next(iter(extra))}")
     return {**converted, "meta": meta, "id": row.get("id"), "source": row.get("source")}
 
 
@@ -36,12 +61,24 @@ def _canonical_from(record: dict) -> dict:
     }
 
 
+def _no_facts(values: list) -> dict[str, int]:
+    return {}
+
+
 FORMATS = {
     "alpaca": alpaca,
     "sharegpt": sharegpt,
     "openai": openai,
     "canonical": SimpleNamespace(to_canonical=_canonical_to, from_canonical=_canonical_from),
 }
+# The raw field a format's ``facts`` hook counts over (the audit shows the facts).
+FACT_FIELDS = {"alpaca": "input"}
+
+
+def facts(fmt: str, values: list) -> dict[str, int]:
+    """A format's own facts about the raw ``FACT_FIELDS`` values of its kept records."""
+    hook = getattr(FORMATS[fmt], "facts", _no_facts)
+    return hook(values) if fmt in FACT_FIELDS else {}
 FORMAT_NAMES = tuple(FORMATS)
 
 

@@ -1,12 +1,13 @@
 """Alpaca: ``instruction``, ``input``, ``output``, optional ``system`` and ``history``.
 
 To canonical: optional system message, each history pair as user/assistant, then
-user = instruction + "\\n" + input (just instruction when input is empty, missing or
-null), then assistant = output. Back: the last user/assistant pair becomes
-instruction/output with input "", earlier pairs become ``history``, a leading system
-message becomes ``system``. A record with tools or tool turns, or one that does not end
-with an assistant turn, is rejected as ``not_representable_as_alpaca``; so is one with
-per-message loss weights other than the implied ones (assistant 1, others 0).
+user = instruction + "\\n" + input (``join_prompt``: just instruction when input is
+empty, missing or null), then assistant = output. Back: the last user/assistant pair
+becomes instruction/output with input "", earlier pairs become ``history``, a leading
+system message becomes ``system``. A record with tools or tool turns, or one that does
+not end with an assistant turn, is rejected as ``not_representable_as_alpaca``; so is
+one with per-message loss weights other than the implied ones (assistant 1, others 0),
+and one whose messages carry keys Alpaca has no place for (``:message_fields``).
 
 The one lossy step: a non-empty ``input`` comes back merged into ``instruction``.
 
@@ -20,10 +21,18 @@ The one lossy step: a non-empty ``input`` comes back merged into ``instruction``
 from __future__ import annotations
 
 from sftdata.errors import RecordError
-from sftdata.formats.common import extra_fields, require_content, require_str, spread_meta
+from sftdata.formats.common import check_value, extra_fields, require_content, require_str, spread_meta
 
+REQUIRED = ("instruction", "output")
+OPTIONAL = ("input", "system", "history")
 FIELDS = ("instruction", "input", "output", "system", "history")
+JOIN = "\n"  # between instruction and a non-empty input
 NOT_REPRESENTABLE = "not_representable_as_alpaca"
+
+
+def join_prompt(instruction: str, input_text: str | None) -> str:
+    """The user turn: ``instruction``, plus ``JOIN`` and ``input`` when input is not empty."""
+    return f"{instruction}{JOIN}{input_text}" if input_text else instruction
 
 
 def _history(value) -> list[dict]:
@@ -49,10 +58,18 @@ def to_canonical(row: dict) -> dict:
     system = require_str(row, "system", optional=True)
     messages = [{"role": "system", "content": system}] if system else []
     messages += _history(row.get("history"))
-    prompt = f"{instruction}\n{input_text}" if input_text else instruction
-    messages.append({"role": "user", "content": require_content(prompt, "instruction")})
+    messages.append({"role": "user", "content": require_content(join_prompt(instruction, input_text),
+                                                                "instruction")})
     messages.append({"role": "assistant", "content": require_content(output, "output")})
-    return {"messages": messages, "tools": None, "meta": extra_fields(row, FIELDS)}
+    meta = extra_fields(row, FIELDS)
+    check_value(meta)
+    return {"messages": messages, "tools": None, "meta": meta}
+
+
+def facts(inputs: list) -> dict[str, int]:
+    """What only the raw rows tell (the audit shows it): of the given ``input`` values of
+    kept records, how many were empty (missing, null or "")."""
+    return {"empty_input": sum(1 for value in inputs if value in (None, ""))}
 
 
 def from_canonical(record: dict) -> dict:
@@ -72,6 +89,9 @@ def from_canonical(record: dict) -> dict:
     if any(m.get("weight") is not None and m["weight"] != (m["role"] == "assistant")
            for m in record["messages"]):
         raise RecordError(f"{NOT_REPRESENTABLE}:weights")
+    if any(m.get("extra") or m.get("tool_calls") is not None or m.get("name") is not None
+           or m.get("tool_call_id") is not None for m in record["messages"]):
+        raise RecordError(f"{NOT_REPRESENTABLE}:message_fields")
     out = {
         "instruction": messages[-2]["content"],
         "input": "",
@@ -84,4 +104,4 @@ def from_canonical(record: dict) -> dict:
             [messages[i]["content"], messages[i + 1]["content"]]
             for i in range(0, len(messages) - 2, 2)
         ]
-    return spread_meta(out, record.get("meta") or {})
+    return spread_meta(out, record.get("meta") or {}, "alpaca")

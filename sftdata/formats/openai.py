@@ -3,7 +3,9 @@
 ``content`` may be a string or a list of text parts (``{"type": "text", "text": ...}``;
 ``"value"`` is accepted for ``"text"``); parts are joined into one string, and a
 non-text part is rejected as ``unsupported_content:<type>``. ``weight`` (OpenAI
-fine-tuning) and ``loss_weight`` become the message's ``weight``. The rules checked: a
+fine-tuning) and ``loss_weight`` become the message's ``weight``. Every other key of a
+message (``reasoning_content``, ``refusal``, ``id``...) and of a tool call (``index``)
+is kept in its ``extra`` and written back in place. The rules checked: a
 system message only first, a tool message only after a tool-calling assistant turn
 (or another tool message), at least one assistant turn, and the last turn an
 assistant one.
@@ -18,16 +20,21 @@ from __future__ import annotations
 
 from sftdata.errors import RecordError
 from sftdata.formats.common import (
+    check_value,
     extra_fields,
     make_tool_call,
     parse_tools,
     require_content,
     require_list,
+    spread,
     spread_meta,
+    weight_of,
 )
 from sftdata.records import ROLES, clean_message
 
 FIELDS = ("messages", "tools")
+MESSAGE_KEYS = ("role", "content", "tool_calls", "name", "tool_call_id")
+CALL_KEYS = ("id", "type", "function")
 
 
 def _content(message: dict) -> str:
@@ -64,10 +71,14 @@ def _tool_calls(value) -> list[dict] | None:
     calls = []
     for call in value:
         function = call.get("function") if isinstance(call, dict) else None
-        if not isinstance(function, dict):
+        if not isinstance(function, dict) or set(function) - {"name", "arguments"}:
             raise RecordError("bad_tool_call")
-        calls.append(make_tool_call(function.get("name"), function.get("arguments"), call.get("id")))
-    return calls or None
+        if call.get("type") not in (None, "function"):
+            raise RecordError("bad_tool_call")
+        extra = {k: v for k, v in call.items() if k not in CALL_KEYS}
+        calls.append(make_tool_call(function.get("name"), function.get("arguments"), call.get("id"),
+                                    extra))
+    return calls
 
 
 def _message(message) -> dict:
@@ -84,18 +95,25 @@ def _message(message) -> dict:
         if role != "assistant":
             raise RecordError("bad_tool_call")
         out["tool_calls"] = calls
-    elif role in ("user", "assistant"):
-        require_content(out["content"], role)
+    else:
+        if calls == []:  # kept as given: an empty list is not the same as no key
+            out["tool_calls"] = []
+        if role in ("user", "assistant"):
+            require_content(out["content"], role)
     for key in ("name", "tool_call_id"):
         if message.get(key) is not None:
             if not isinstance(message[key], str):
                 raise RecordError(f"not_a_string:{key}")
             out[key] = message[key]
-    weight = message.get("weight", message.get("loss_weight"))
+    weight, weight_key = weight_of(message)
     if weight is not None:
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
-            raise RecordError("bad_weight")
-        out["weight"] = float(weight)
+        out["weight"] = weight
+    # An explicit null of an optional key ("tool_calls": null) is kept too, in extra.
+    used = ("role", "content", weight_key, *(k for k in MESSAGE_KEYS[2:] if message.get(k) is not None))
+    extra = {k: v for k, v in message.items() if k not in used}
+    if extra:
+        check_value(extra)
+        out["extra"] = extra
     return out
 
 
@@ -124,19 +142,23 @@ def to_canonical(row: dict) -> dict:
     """An OpenAI ``messages`` row as canonical ``messages``, ``tools`` and ``meta``."""
     messages = [_message(m) for m in require_list(row, "messages")]
     check_order(messages)
-    return {
-        "messages": messages,
-        "tools": parse_tools(row.get("tools")),
-        "meta": extra_fields(row, FIELDS),
-    }
+    meta = extra_fields(row, FIELDS)
+    check_value(meta)
+    return {"messages": messages, "tools": parse_tools(row.get("tools")), "meta": meta}
 
 
 def _out_message(message: dict) -> dict:
     out = clean_message(message)
+    extra = out.pop("extra", None) or {}
+    calls = []
     for call in out.get("tool_calls") or []:
+        call_extra = call.pop("extra", None) or {}
         if call.get("id") is None:
             call.pop("id", None)
-    return out
+        calls.append(spread(call, call_extra, "openai"))
+    if "tool_calls" in out:
+        out["tool_calls"] = calls
+    return spread(out, extra, "openai")
 
 
 def from_canonical(record: dict) -> dict:
@@ -152,4 +174,4 @@ def from_canonical(record: dict) -> dict:
     out = {"messages": [_out_message(m) for m in record["messages"]]}
     if record.get("tools") is not None:
         out["tools"] = record["tools"]
-    return spread_meta(out, record.get("meta") or {})
+    return spread_meta(out, record.get("meta") or {}, "openai")

@@ -7,7 +7,9 @@ alternate human-or-observation then gpt-or-function_call; the conversation ends 
 gpt or function_call. ``function_call`` is an assistant turn with ``tool_calls`` (its
 value is ``{"name", "arguments"}`` JSON, or a list of them), ``observation`` a ``tool``
 turn. ``tools`` is a JSON string of function specs. A per-turn loss ``weight`` (or
-``loss_weight``) is kept on the turn; LLaMA-Factory ignores the extra key.
+``loss_weight``) is kept on the turn; LLaMA-Factory ignores the extra key. Any other
+key of a turn (``id``, ``timestamp``, ``reasoning_content``...) rides in the message's
+``extra`` and is written back on the turn.
 
 Function-call values and ``tools`` are parsed; when re-encoding them would not give
 back the input's exact text (other key order or spacing), the text is kept as a hint
@@ -27,6 +29,7 @@ import json
 
 from sftdata.errors import RecordError
 from sftdata.formats.common import (
+    check_value,
     decode_arguments,
     extra_fields,
     hints,
@@ -35,7 +38,9 @@ from sftdata.formats.common import (
     require_content,
     require_list,
     require_str,
+    spread,
     spread_meta,
+    weight_of,
 )
 from sftdata.records import HINTS_KEY
 
@@ -46,11 +51,13 @@ ANSWER_SIDE = ("gpt", "function_call")
 KNOWN = ("system", *PROMPT_SIDE, *ANSWER_SIDE)
 
 
-def _turn(turn) -> tuple[str, str, float | None]:
+def _turn(turn) -> tuple[str, str, float | None, dict]:
+    """(speaker, value, weight, extra keys) of one turn."""
     if not isinstance(turn, dict):
         raise RecordError("bad_turn")
-    speaker = turn.get("from", turn.get("role"))
-    value = turn.get("value", turn.get("content"))
+    speaker_key = "from" if "from" in turn else "role"
+    value_key = "value" if "value" in turn else "content"
+    speaker, value = turn.get(speaker_key), turn.get(value_key)
     if not isinstance(speaker, str):
         raise RecordError("missing_field:from")
     speaker = ALIASES.get(speaker, speaker)
@@ -58,10 +65,10 @@ def _turn(turn) -> tuple[str, str, float | None]:
         raise RecordError(f"unknown_role:{speaker}")
     if not isinstance(value, str):
         raise RecordError("not_a_string:value" if value is not None else "missing_field:value")
-    weight = turn.get("weight", turn.get("loss_weight"))
-    if weight is not None and (isinstance(weight, bool) or not isinstance(weight, (int, float))):
-        raise RecordError("bad_weight")
-    return speaker, value, None if weight is None else float(weight)
+    weight, weight_key = weight_of(turn)
+    extra = {k: v for k, v in turn.items() if k not in (speaker_key, value_key, weight_key)}
+    check_value(extra)
+    return speaker, value, weight, extra
 
 
 def _function_calls(value: str) -> list[dict]:
@@ -94,15 +101,19 @@ def to_canonical(row: dict) -> dict:
     turns = [_turn(t) for t in require_list(row, "conversations")]
     system = require_str(row, "system", optional=True)
     meta = extra_fields(row, FIELDS)
+    check_value(meta)
+    messages = [{"role": "system", "content": system}] if system else []
     if turns and turns[0][0] == "system":
         if system:
             raise RecordError("two_system_prompts")
-        system = turns.pop(0)[1]  # a weight on a system turn is dropped: never trained
+        _, value, weight, extra = turns.pop(0)
+        messages = [_with(weight, extra, {"role": "system", "content": value})] if value else []
         meta[HINTS_KEY] = {"system_turn": True}
-    check_order([speaker for speaker, _, _ in turns])
-    messages = [{"role": "system", "content": system}] if system else []
+        if not value and (weight is not None or extra):
+            raise RecordError("empty_content:system")
+    check_order([speaker for speaker, _, _, _ in turns])
     raw_calls = {}
-    for speaker, value, weight in turns:
+    for speaker, value, weight, extra in turns:
         if speaker == "human":
             message = {"role": "user", "content": require_content(value, "human")}
         elif speaker == "gpt":
@@ -113,9 +124,7 @@ def to_canonical(row: dict) -> dict:
                 raw_calls[str(len(messages))] = value
         else:
             message = {"role": "tool", "content": value}
-        if weight is not None:
-            message["weight"] = weight
-        messages.append(message)
+        messages.append(_with(weight, extra, message))
     tools = parse_tools(row.get("tools"))
     raw = {"function_calls": raw_calls} if raw_calls else {}
     if isinstance(row.get("tools"), str) and tools is not None and _dump(tools) != row["tools"]:
@@ -123,6 +132,14 @@ def to_canonical(row: dict) -> dict:
     if raw:
         meta[HINTS_KEY] = {**meta.get(HINTS_KEY, {}), **raw}
     return {"messages": messages, "tools": tools, "meta": meta}
+
+
+def _with(weight: float | None, extra: dict, message: dict) -> dict:
+    if weight is not None:
+        message["weight"] = weight
+    if extra:
+        message["extra"] = extra
+    return message
 
 
 def _dump(value) -> str:
@@ -165,6 +182,8 @@ def from_canonical(record: dict) -> dict:
         role = message["role"]
         if role == "system":
             raise _not_representable("system_not_first")
+        if message.get("name") is not None or message.get("tool_call_id") is not None:
+            raise _not_representable("message_fields")
         if role == "user":
             turn = {"from": "human", "value": message["content"]}
         elif role == "tool":
@@ -178,18 +197,28 @@ def from_canonical(record: dict) -> dict:
             turn = {"from": "gpt", "value": message["content"]}
         if message.get("weight") is not None:
             turn["weight"] = message["weight"]
-        conversations.append(turn)
+        if message.get("tool_calls") == []:
+            turn["tool_calls"] = []
+        if any(c.get("extra") for c in message.get("tool_calls") or []):
+            raise _not_representable("tool_call_fields")
+        conversations.append(spread(turn, message.get("extra") or {}, "sharegpt"))
     try:
         check_order([t["from"] for t in conversations])
     except RecordError as exc:
         raise _not_representable(exc.reason) from None
+    first = record["messages"][0]
     if system is not None and hints(meta).get("system_turn"):
-        conversations.insert(0, {"from": "system", "value": system})
+        turn = {"from": "system", "value": system}
+        if first.get("weight") is not None:
+            turn["weight"] = first["weight"]
+        conversations.insert(0, spread(turn, first.get("extra") or {}, "sharegpt"))
     elif system is not None:
+        if first.get("weight") is not None or first.get("extra") or first.get("name") is not None:
+            raise _not_representable("system_fields")
         out["system"] = system
     out = {"conversations": conversations, **out}
     tools = record.get("tools")
     if tools is not None:
         kept = raw.get("tools")
         out["tools"] = kept if kept is not None and _same_json(kept, tools) else _dump(tools)
-    return spread_meta(out, meta)
+    return spread_meta(out, meta, "sharegpt")

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sftdata.convert import convert_file, read_canonical, write_records
-from sftdata.formats import fast, fast_run, fast_sized
+from sftdata.convert.fast import plan as fast, run as fast_run, sized as fast_sized
 from tests.formats.strategies import alpaca_rows
 
 TARGETS = ("sharegpt", "openai")

@@ -15,7 +15,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from sftdata.formats import fast, fast_run, fast_sized
+from sftdata.convert.fast import plan as fast, run as fast_run, sized as fast_sized
 from tests.formats.test_fast_path import TARGETS, assert_same
 
 

@@ -9,7 +9,7 @@ written by polars itself (``fast_sized.sink``); otherwise, or when a system prom
 turns up, the rows come back to Python in batches to be written shape by shape.
 
 The checked route reads the file in blocks of whole lines and converts two blocks at a
-time on worker threads (polars releases the GIL): ``fast._analyse_block`` proves lines
+time on worker threads (polars releases the GIL): ``fast.analyse_lines`` proves lines
 clean one by one, and the lines it cannot prove go through the per-record functions
 on the main thread, which writes every block's rows in file order.
 """
@@ -26,8 +26,9 @@ from typing import BinaryIO, Callable, Iterator
 
 import polars as pl
 
-from sftdata.formats import fast, fast_sized
-from sftdata.io import atomic_path, decode_line
+from sftdata.convert.fast import plan as fast
+from sftdata.convert.fast import sized as fast_sized
+from sftdata.io import atomic_path, decode_line, line_blocks
 
 BLOCK_BYTES = 16 << 20  # small enough for the allocator to reuse memory between blocks
 PROBE_BYTES = 1 << 20  # the first lines, enough to tell a compactly written file
@@ -102,24 +103,8 @@ class _ReportOnce:
 
 
 def blocks(path: Path, block_bytes: int) -> Iterator[bytes]:
-    """Consecutive blocks of whole lines; only the last one may lack its newline."""
-    with open(path, "rb") as f:
-        while True:
-            start = f.tell()
-            data = f.read(block_bytes)
-            if len(data) < block_bytes:
-                if data:
-                    yield data
-                return
-            cut = data.rfind(b"\n") + 1
-            if cut == 0:  # a line longer than a block
-                block_bytes *= 2
-                f.seek(start)
-                continue
-            if cut < len(data):
-                f.seek(start + cut)
-                data = data[:cut]
-            yield data
+    """Consecutive blocks of whole lines (``sftdata.io.line_blocks``)."""
+    return line_blocks(path, block_bytes)
 
 
 @dataclass
@@ -133,7 +118,7 @@ class BlockDone:
 
 def analyse_block(block: bytes, p: fast.Plan) -> BlockDone:
     lines = block.count(b"\n") + (not block.endswith(b"\n"))
-    analysis, not_utf8 = fast._analyse_block(1, block, lines, p)
+    analysis, not_utf8 = fast.analyse_lines(1, block, lines, p)
     return BlockDone(lines, analysis, not_utf8)
 
 
@@ -176,8 +161,8 @@ def _write_block(done: BlockDone, first: int, p: fast.Plan, out: BinaryIO, total
         for n, text in slow.iter_rows():
             raw = done.not_utf8[n - first + 1] if text is None else text.encode()
             rows.append(decode_line(n, raw.rstrip(b"\r")))
-        pairs, read_rejects, write_rejects = fast._per_record(rows, p.to, p.source)
+        pairs, read_rejects, write_rejects = fast.per_record(rows, p.to, p.source)
         totals.read_rejects += read_rejects
         totals.write_rejects += write_rejects
     totals.rows_in += result.height
-    totals.rows_out += fast._write(result, pairs, p, out)
+    totals.rows_out += fast.write_rows_out(result, pairs, p, out)

@@ -1,6 +1,6 @@
 """The sized route: compact Alpaca JSON Lines, proven clean by their byte count.
 
-The checked route (``fast._analyse_block``) proves a line safe by looking at its raw
+The checked route (``fast.analyse_lines``) proves a line safe by looking at its raw
 text: it splits the block into lines and counts the keys of each line. That costs as
 much as decoding. Most large files are written compactly (polars, orjson, ``jq -c``,
 ``json.dumps`` with ``separators=(",", ":")`` and ``ensure_ascii=False``), and for them one
@@ -32,6 +32,7 @@ depend only on which keys a row has.
 from __future__ import annotations
 
 import io
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,12 +40,15 @@ from typing import BinaryIO, Callable
 
 import polars as pl
 
-from sftdata.formats import fast
+from sftdata.convert.fast import plan as fast
+from sftdata.formats import alpaca
 
 # Bytes a present field adds around its value in a minimal line: ``"key":""`` and a comma
 # (the braces of the line count as the comma of one field and 1 byte more).
 _FIELD_FRAME = 6
 BATCH_ROWS = 50_000  # rows per batch handed over by the streaming query
+# Bytes the Alpaca join (instruction + JOIN + input) adds to the output's escaped text.
+_JOIN_BYTES = len(json.dumps(alpaca.JOIN)) - 2
 
 
 @dataclass(frozen=True)
@@ -63,10 +67,10 @@ def framing(p: fast.Plan) -> Framing | None:
     """The writer's framing for this plan, measured; None if it is not additive per column."""
 
     def size(columns: tuple[str, ...]) -> int:
-        turns = pl.concat_arr(fast._turn(p.to, 1, pl.lit("")), fast._turn(p.to, 2, pl.lit("")))
+        turns = pl.concat_arr(fast.turn(p.to, 1, pl.lit("")), fast.turn(p.to, 2, pl.lit("")))
         part = pl.select(turns.alias("_turns"), *(pl.lit("").alias(c) for c in columns))
         buf = io.BytesIO()
-        fast._output_frame(part, p.to, list(columns)).write_ndjson(buf)
+        fast.output_frame(part, p.to, list(columns)).write_ndjson(buf)
         return len(buf.getvalue()) - 1
 
     optional = ("system", *p.extras)
@@ -89,19 +93,19 @@ def _frame_bytes(fields: tuple[str, ...], shape: Framing) -> pl.Expr:
     in_output = {"system": pl.col("system").is_not_null() & (pl.col("system") != "")}
     in_output |= {c: pl.col(c).is_not_null() for c in shape.extra if c != "system"}
     framing = [pl.when(has).then(shape.extra[c]).otherwise(0) for c, has in in_output.items()]
-    joined = pl.when(pl.col("input").fill_null("") != "").then(2).otherwise(0)  # the "\n" escape
+    joined = pl.when(pl.col("input").fill_null("") != "").then(_JOIN_BYTES).otherwise(0)
     total = 1 + pl.sum_horizontal(present) - shape.base - pl.sum_horizontal(framing) - joined
     return total.cast(pl.Int64)
 
 
 def _query(source: Path | bytes, p: fast.Plan, shape: Framing) -> pl.LazyFrame:
-    """``fast._analysed`` of every line, with the NUL flag and the framing bytes per row."""
-    fields = (*fast._REQUIRED, *fast._OPTIONAL, *p.extras)
+    """``fast.analysed`` of every line, with the NUL flag and the framing bytes per row."""
+    fields = (*fast.REQUIRED, *fast.OPTIONAL, *p.extras)
     data = io.BytesIO(source) if isinstance(source, bytes) else source
     decoded = pl.scan_ndjson(data, schema={f: pl.String for f in fields})
     decoded = decoded.with_row_index("n", offset=1).with_columns(pl.lit(None, pl.String).alias("text"))
     keep = (_has_nul(fields).alias("_nul"), _frame_bytes(fields, shape).alias("_frame_bytes"))
-    return fast._analysed(decoded, p, count_keys=False, keep=keep)
+    return fast.analysed(decoded, p, count_keys=False, keep=keep)
 
 
 def convert(source: Path | bytes, p: fast.Plan, shape: Framing, out: BinaryIO,
@@ -119,7 +123,7 @@ def convert(source: Path | bytes, p: fast.Plan, shape: Framing, out: BinaryIO,
             if not batch["_clean"].all() or batch["_nul"].any():
                 return None
             frame_bytes += batch["_frame_bytes"].sum()
-            rows += fast._write(batch, [], p, out)
+            rows += fast.write_rows_out(batch, [], p, out)
             if progress:
                 progress(batch.height)
     except pl.exceptions.PolarsError:
@@ -138,7 +142,7 @@ def sink(source: Path, p: fast.Plan, shape: Framing, target: Path) -> int | None
     if p.extras:
         return None
     query = _query(source, p, shape)
-    write = query.select(pl.col("_turns").alias(fast._TURNS[p.to][0])).sink_ndjson(target, lazy=True)
+    write = query.select(pl.col("_turns").alias(fast.TURNS[p.to][0])).sink_ndjson(target, lazy=True)
     proven = pl.col("_clean").all() & ~pl.col("_nul").any() & pl.col("system").is_null().all()
     stats = query.select(pl.len(), proven, pl.col("_frame_bytes").sum())
     try:

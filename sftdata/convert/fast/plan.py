@@ -38,15 +38,16 @@ from pathlib import Path
 
 import polars as pl
 
+from sftdata.convert.reference import records_to_rows, rows_to_records
 from sftdata.errors import UserError
 from sftdata.formats import alpaca, check_format, detect_format
-from sftdata.io import RawRow, decode_line, dumps, extension
-from sftdata.records import HINTS_KEY
+from sftdata.io import BOM, RawRow, decode_line, dumps, extension
+from sftdata.records import HINTS_KEY, frame_from_records, records_from_frame
 
 TARGETS = ("sharegpt", "openai")
 SMALLEST_SPLIT = 256  # below this many lines a block that fails to decode goes per-record
-_REQUIRED = ("instruction", "output")
-_OPTIONAL = ("input", "system")
+REQUIRED = alpaca.REQUIRED
+OPTIONAL = ("input", "system")  # history goes per-record
 # Keys that the writers drop or would set themselves: rows carrying them go per-record.
 _RESERVED = {"sharegpt": {"conversations", "system", "tools"}, "openai": {"messages", "tools"}}
 _SIMPLE_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\- ]{0,63}")
@@ -104,6 +105,9 @@ def plan(input: os.PathLike, output: os.PathLike, to: str, fmt: str | None = Non
         return None
     if to not in TARGETS or not input.is_file() or not os.access(input, os.R_OK):
         return None
+    with open(input, "rb") as f:
+        if f.read(3) == BOM:  # the general reader skips it; this route does not
+            return None
     head = _head_rows(input)
     if not head:
         return None
@@ -143,7 +147,7 @@ def _is_clean(fields: tuple[str, ...], count_keys: bool = True) -> pl.Expr:
                   | pl.col("input").fill_null("").str.contains(_NON_SPACE))
     keys_known = (pl.col("_keys") == pl.sum_horizontal(present)) if count_keys else pl.lit(True)
     return (
-        pl.all_horizontal(pl.col(f).is_not_null() for f in _REQUIRED)
+        pl.all_horizontal(pl.col(f).is_not_null() for f in REQUIRED)
         & ~pl.any_horizontal(looks_typed)
         & keys_known
         & has_prompt
@@ -151,21 +155,21 @@ def _is_clean(fields: tuple[str, ...], count_keys: bool = True) -> pl.Expr:
     ).fill_null(False)
 
 
-def _analysed(decoded: pl.LazyFrame, p: Plan, count_keys: bool = True, keep: tuple[pl.Expr, ...] = ()
+def analysed(decoded: pl.LazyFrame, p: Plan, count_keys: bool = True, keep: tuple[pl.Expr, ...] = ()
               ) -> pl.LazyFrame:
     """Per line: ``n``, whether it is clean, the texts the output needs, else its ``text``.
 
     ``keep``: more columns to compute from the decoded fields.
     """
-    fields = (*_REQUIRED, *_OPTIONAL, *p.extras)
+    fields = (*REQUIRED, *OPTIONAL, *p.extras)
     clean = _is_clean(fields, count_keys)
     input_ = pl.col("input").fill_null("")
-    prompt = pl.when(input_ != "").then(pl.concat_str(pl.col("instruction"), pl.lit("\n"), input_))
+    prompt = pl.when(input_ != "").then(pl.concat_str(pl.col("instruction"), pl.lit(alpaca.JOIN), input_))
     prompt = prompt.otherwise(pl.col("instruction"))
     return decoded.select(
         "n",
         clean.alias("_clean"),
-        pl.concat_arr(_turn(p.to, 1, prompt), _turn(p.to, 2, pl.col("output"))).alias("_turns"),
+        pl.concat_arr(turn(p.to, 1, prompt), turn(p.to, 2, pl.col("output"))).alias("_turns"),
         pl.when(pl.col("system") != "").then(pl.col("system")).alias("system"),
         *p.extras,
         pl.when(clean).then(None).otherwise(pl.col("text")).alias("text"),
@@ -173,16 +177,16 @@ def _analysed(decoded: pl.LazyFrame, p: Plan, count_keys: bool = True, keep: tup
     )
 
 
-def _analyse_block(first: int, data: bytes, count: int, p: Plan) -> tuple[pl.DataFrame, dict[int, bytes]]:
-    """``_analysed`` for a block, and the raw bytes of its lines that are not UTF-8.
+def analyse_lines(first: int, data: bytes, count: int, p: Plan) -> tuple[pl.DataFrame, dict[int, bytes]]:
+    """``analysed`` for a block, and the raw bytes of its lines that are not UTF-8.
 
     One streaming query when polars can decode every line; otherwise the lines are split
     in Python and the block is halved until the lines polars rejects are isolated.
     """
-    fields = (*_REQUIRED, *_OPTIONAL, *p.extras)
+    fields = (*REQUIRED, *OPTIONAL, *p.extras)
     try:
         lines = pl.scan_lines(data, name="text", row_index_name="n", row_index_offset=first, n_rows=count)
-        return _analysed(_decoded(lines, fields), p).collect(), {}
+        return analysed(_decoded(lines, fields), p).collect(), {}
     except pl.exceptions.PolarsError:
         pass
     raw = data.split(b"\n", count)[:count]
@@ -208,18 +212,18 @@ def _text_column(lines: list[bytes]) -> pl.Series:
 
 
 def _unclean(frame: pl.DataFrame, p: Plan) -> pl.DataFrame:
-    """``_analysed``'s columns for lines that all go per-record."""
-    _, (who, what), _ = _TURNS[p.to]
+    """``analysed``'s columns for lines that all go per-record."""
+    _, (who, what), _ = TURNS[p.to]
     turns = pl.Array(pl.Struct({who: pl.String, what: pl.String}), 2)
     return frame.select("n", pl.lit(False).alias("_clean"), pl.lit(None, turns).alias("_turns"),
                         *(pl.lit(None, pl.String).alias(c) for c in ("system", *p.extras)), "text")
 
 
 def _split_decoded(frame: pl.DataFrame, p: Plan) -> pl.DataFrame:
-    """``_analysed`` for a block, halving it until the lines polars cannot decode are alone."""
-    fields = (*_REQUIRED, *_OPTIONAL, *p.extras)
+    """``analysed`` for a block, halving it until the lines polars cannot decode are alone."""
+    fields = (*REQUIRED, *OPTIONAL, *p.extras)
     try:
-        return _analysed(_decoded(frame.lazy(), fields), p).collect()
+        return analysed(_decoded(frame.lazy(), fields), p).collect()
     except pl.exceptions.PolarsError:
         if frame.height <= SMALLEST_SPLIT:
             return _unclean(frame, p)
@@ -227,11 +231,8 @@ def _split_decoded(frame: pl.DataFrame, p: Plan) -> pl.DataFrame:
         return pl.concat([_split_decoded(frame[:half], p), _split_decoded(frame[half:], p)])
 
 
-def _per_record(rows: list[RawRow], to: str, source: str):
+def per_record(rows: list[RawRow], to: str, source: str):
     """Lines through the per-record functions: ((line, output) pairs, read and write rejects)."""
-    from sftdata.convert import records_to_rows, rows_to_records
-    from sftdata.records import frame_from_records, records_from_frame
-
     records, read_rejects = rows_to_records(rows, "alpaca", source)
     records = records_from_frame(frame_from_records(records))
     failed = {r["location"] for r in read_rejects}
@@ -244,20 +245,20 @@ def _per_record(rows: list[RawRow], to: str, source: str):
     return pairs, read_rejects, write_rejects
 
 
-_TURNS = {"sharegpt": ("conversations", ("from", "value"), ("system", "human", "gpt")),
+TURNS = {"sharegpt": ("conversations", ("from", "value"), ("system", "human", "gpt")),
           "openai": ("messages", ("role", "content"), ("system", "user", "assistant"))}
 
 
-def _turn(to: str, speaker: int, text: pl.Expr) -> pl.Expr:
-    _, (who, what), speakers = _TURNS[to]
+def turn(to: str, speaker: int, text: pl.Expr) -> pl.Expr:
+    _, (who, what), speakers = TURNS[to]
     return pl.struct(pl.lit(speakers[speaker]).alias(who), text.alias(what))
 
 
-def _output_frame(part: pl.DataFrame, to: str, columns: list[str]) -> pl.DataFrame:
+def output_frame(part: pl.DataFrame, to: str, columns: list[str]) -> pl.DataFrame:
     """Clean rows of one shape as output rows: the turns, then the optional columns."""
-    name = _TURNS[to][0]
+    name = TURNS[to][0]
     if to == "openai" and "system" in columns:  # the system prompt is the first message
-        turns = part.select(pl.concat_arr(_turn(to, 0, pl.col("system")), pl.col("_turns").arr.get(0),
+        turns = part.select(pl.concat_arr(turn(to, 0, pl.col("system")), pl.col("_turns").arr.get(0),
                                           pl.col("_turns").arr.get(1)).alias(name))
     else:
         turns = part.select(pl.col("_turns").alias(name))
@@ -265,13 +266,13 @@ def _output_frame(part: pl.DataFrame, to: str, columns: list[str]) -> pl.DataFra
     return turns.hstack(part.select(kept))
 
 
-def _write(result: pl.DataFrame, slow: list[tuple[int, str]], p: Plan, out) -> int:
+def write_rows_out(result: pl.DataFrame, slow: list[tuple[int, str]], p: Plan, out) -> int:
     """Write clean rows (grouped by which optional keys they have) and per-record rows in order."""
     optional = ["system", *p.extras]
     if not slow and result["_clean"].all():  # the common case: written as is, without copies
         missing = result.select(pl.col(c).null_count() for c in optional).row(0) if optional else ()
         if all(m in (0, result.height) for m in missing):
-            frame = _output_frame(result, p.to, [c for c, m in zip(optional, missing) if m == 0])
+            frame = output_frame(result, p.to, [c for c, m in zip(optional, missing) if m == 0])
             frame.write_ndjson(out)
             return frame.height
     flags = [pl.col(c).is_not_null().alias(f"_has_{c}") for c in optional]
@@ -281,7 +282,7 @@ def _write(result: pl.DataFrame, slow: list[tuple[int, str]], p: Plan, out) -> i
     frames = []
     for key, part in parts.items():
         columns = [c for c, has in zip(optional, key) if has]
-        frames.append((part["n"], _output_frame(part, p.to, columns)))
+        frames.append((part["n"], output_frame(part, p.to, columns)))
     if len(frames) == 1 and not slow:
         frames[0][1].write_ndjson(out)
         return frames[0][1].height
