@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -279,19 +280,22 @@ def parquet_info(path: str | os.PathLike) -> dict:
 def _unpack_extra(message: Any, field: str) -> Any:
     """A message (or tool call) whose ``field`` holds its extra keys as JSON text, with
     those keys put back beside the others (as the input had them)."""
-    if not isinstance(message, dict) or not isinstance(message.get(field), str):
+    if not isinstance(message, dict):
         return message
-    try:
-        extra = json.loads(message[field])
-    except json.JSONDecodeError:
-        return message
-    if not isinstance(extra, dict):
-        return message
-    out = {k: v for k, v in message.items() if k != field}
-    for key, value in extra.items():
-        out.setdefault(key, value)
+    out = dict(message)
     if isinstance(out.get("tool_calls"), list):
         out["tool_calls"] = [_unpack_extra(c, field) for c in out["tool_calls"]]
+    if not isinstance(out.get(field), str):
+        return out
+    try:
+        extra = json.loads(out[field])
+    except json.JSONDecodeError:
+        return out
+    if not isinstance(extra, dict):
+        return out
+    del out[field]
+    for key, value in extra.items():
+        out.setdefault(key, value)
     return out
 
 
@@ -407,9 +411,29 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinities as the strings ``"NaN"``, ``"Infinity"``..."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return json.dumps(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
 def dumps(obj: Any) -> str:
-    """Compact JSON keeping non-ASCII text as is (CJK stays readable in outputs)."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=_json_default)
+    """Compact JSON keeping non-ASCII text as is (CJK stays readable in outputs).
+
+    Never bare ``NaN``/``Infinity`` (not JSON): records holding them are rejects, and in
+    a reject's raw record they are written as strings.
+    """
+    try:
+        return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=_json_default,
+                          allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(obj), ensure_ascii=False, separators=(",", ":"),
+                          default=_json_default)
 
 
 _I64 = (-(1 << 63), (1 << 63) - 1)

@@ -20,7 +20,7 @@ import polars as pl
 from sftdata import text as tx
 from sftdata.convert.decode import MAX_NUMBER_TEXT
 from sftdata.convert.jsontext import json_depth, json_object, json_scalar
-from sftdata.convert.shapes import EXTRA, Field
+from sftdata.convert.shapes import DECODED, EXTRA, PROVEN, ROW, Field, json_column
 from sftdata.formats import alpaca, sharegpt
 from sftdata.records import HINTS_KEY, MESSAGE_DTYPE, ROLES, TOOL_CALL_DTYPE
 
@@ -82,8 +82,8 @@ def _finish(frame: pl.DataFrame, messages: pl.Expr, ok: pl.Expr, meta: pl.Expr,
             tools: pl.Expr | None = None, given_id: pl.Expr | None = None,
             source: pl.Expr | None = None, fact: pl.Expr | None = None) -> pl.DataFrame:
     return frame.select(
-        "n",
-        (pl.col("_proven") & ok.fill_null(False)).alias("_ok"),
+        ROW,
+        (pl.col(PROVEN) & ok.fill_null(False)).alias("_ok"),
         (given_id if given_id is not None else pl.col("_given_id")).alias("id"),
         messages.alias("messages"),
         (tools if tools is not None else _NONE).alias("tools"),
@@ -127,38 +127,39 @@ def _nested_numbers_ok(item: Field, value: pl.Expr) -> list[pl.Expr]:
 
 
 def prepare(decoded: pl.DataFrame, shape: Field) -> pl.DataFrame:
-    """The decoded columns the builders read: known fields (lists of structs with an
-    ``extra`` field per element), ``_meta`` (the row's extras), ``_given_id``, and
-    ``_proven`` narrowed by the checks of JSON-kind and number texts."""
-    ok = [pl.col("_proven")]
+    """The decoded columns the builders read: ``ROW``, ``PROVEN`` (narrowed by the checks
+    of JSON-kind and number texts), the known fields as columns (lists of structs with an
+    ``extra`` field per element), ``_meta`` (the row's extras) and ``_given_id``."""
+
+    def field(f: Field) -> pl.Expr:
+        return pl.col(json_column(f.name)) if f.kind == "json" else pl.col(DECODED).struct.field(f.name)
+
+    ok = [pl.col(PROVEN)]
     for f in shape.fields:
         if f.kind == "json":
-            text = pl.col(f.name)
-            ok.append(~text.str.contains(_LONG_DIGITS).fill_null(False))
-            if decoded[f.name].is_not_null().any():
-                depth = pl.Series(json_depth(decoded[f.name]))
-                ok.append(pl.lit(depth <= _JSON_DEPTH))
+            ok.append(~field(f).str.contains(_LONG_DIGITS).fill_null(False))
+            texts = decoded[json_column(f.name)]
+            if texts.is_not_null().any():
+                ok.append(pl.lit(pl.Series(json_depth(texts)) <= _JSON_DEPTH))
         elif _struct_list(f):
-            ok.extend(pl.col(f.name).is_null() | _all(pl.col(f.name), c)
-                      for c in _nested_numbers_ok(f.item, _E))
+            ok.extend(field(f).is_null() | _all(field(f), c) for c in _nested_numbers_ok(f.item, _E))
     columns = []
     for f in shape.fields:
         if f.extra:
             continue
-        if _struct_list(f):
-            columns.append(pl.col(f.name).list.eval(_element_with_extra(f.item)).alias(f.name))
-        else:
-            columns.append(pl.col(f.name))
+        value = field(f).list.eval(_element_with_extra(f.item)) if _struct_list(f) else field(f)
+        columns.append(value.alias(f.name))
     extras = [f for f in shape.fields if f.extra]
-    meta = json_object([(f.name, json_scalar(pl.col(f.name), f.kind)) for f in extras])
+    meta = json_object([(f.name, json_scalar(field(f), f.kind)) for f in extras])
     id_field = next((f for f in extras if f.name == "id"), None)
     if id_field is None:
         given = _NONE
     elif id_field.kind == "str":
-        given = pl.col("id")
+        given = field(id_field)
     else:  # an integer's text; a float or a boolean is not an id
-        given = pl.when(pl.col("id").str.contains(_INTEGER) & (pl.col("id") != "-0")).then(pl.col("id"))
-    return decoded.select("n", pl.all_horizontal(ok).alias("_proven"), *columns,
+        text = field(id_field)
+        given = pl.when(text.str.contains(_INTEGER) & (text != "-0")).then(text)
+    return decoded.select(ROW, pl.all_horizontal(ok).alias(PROVEN), *columns,
                           meta.alias("_meta"), given.alias("_given_id"))
 
 

@@ -22,7 +22,7 @@ import polars as pl
 from sftdata.convert import build, ids
 from sftdata.convert.decode import decode
 from sftdata.convert.reference import row_to_record
-from sftdata.convert.shapes import KNOWN, row_shape
+from sftdata.convert.shapes import ROW, TEXT, row_shape
 from sftdata.convert.table import table_columns
 from sftdata.errors import UserError
 from sftdata.formats import FACT_FIELDS, check_format, detect_format, facts
@@ -93,17 +93,17 @@ def _text_column(lines: list[bytes]) -> pl.Series:
 
 
 def lines_frame(block: bytes, first: int) -> tuple[pl.DataFrame, int]:
-    """(``n``, ``text``) of the non-blank lines of a block, numbered from ``first``, and
+    """(``ROW``, ``TEXT``) of the non-blank lines of a block, numbered from ``first``, and
     the number of lines in it (blank ones included)."""
     count = block.count(b"\n") + (not block.endswith(b"\n"))
     try:
-        lines = (pl.scan_lines(block, name="text", row_index_name="n", row_index_offset=first)
-                 .filter(~pl.col("text").str.contains(_BLANK)).collect())
+        lines = (pl.scan_lines(block, name=TEXT, row_index_name=ROW, row_index_offset=first)
+                 .filter(~pl.col(TEXT).str.contains(_BLANK)).collect())
     except pl.exceptions.PolarsError:  # a line that is not UTF-8
         raw = block.split(b"\n", count)[:count]
-        lines = (pl.DataFrame({"text": _text_column(raw)}).with_row_index("n", offset=first)
-                 .filter(pl.col("text").is_null() | ~pl.col("text").str.contains(_BLANK)))
-    return lines.with_columns(pl.col("n").cast(pl.Int64)), count
+        lines = (pl.DataFrame({TEXT: _text_column(raw)}).with_row_index(ROW, offset=first)
+                 .filter(pl.col(TEXT).is_null() | ~pl.col(TEXT).str.contains(_BLANK)))
+    return lines.select(pl.col(ROW).cast(pl.Int64), TEXT), count
 
 
 class BatchReader:
@@ -193,9 +193,9 @@ class BatchReader:
             lines, count = lines_frame(block, first)
             if lines.height:
                 raw = {}
-                if lines["text"].null_count():  # keep the bytes of lines that are not UTF-8
+                if lines[TEXT].null_count():  # keep the bytes of lines that are not UTF-8
                     split = block.split(b"\n", count)[:count]
-                    raw = {n: split[n - first] for n in lines.filter(pl.col("text").is_null())["n"]}
+                    raw = {n: split[n - first] for n in lines.filter(pl.col(TEXT).is_null())[ROW]}
 
                 def fallback(n: int, text: str | None, raw=raw) -> RawRow:
                     data = raw[n] if text is None else text.encode("utf-8")
@@ -213,9 +213,9 @@ class BatchReader:
             rejects = [row_to_record(r, self.format, self.source)[1] for r in part if r.error]
             good = [r for r in part if r.error is None]
             by_index = {r.location: r for r in good}
-            lines = pl.DataFrame({"n": pl.Series([r.location for r in good], dtype=pl.Int64),
-                                  "text": [json.dumps(r.data, ensure_ascii=False) for r in good]},
-                                 schema={"n": pl.Int64, "text": pl.String})
+            lines = pl.DataFrame({ROW: pl.Series([r.location for r in good], dtype=pl.Int64),
+                                  TEXT: [json.dumps(r.data, ensure_ascii=False) for r in good]},
+                                 schema={ROW: pl.Int64, TEXT: pl.String})
             batch = self._text_batch(lines, lambda n, text: by_index[n]) if good else \
                 Batch(empty_frame(), [], 0)
             batch.rejects = sorted(rejects + batch.rejects, key=lambda r: r["location"])
@@ -223,20 +223,20 @@ class BatchReader:
             yield self._counted(batch)
 
     def _table_batches(self) -> Iterator[Batch]:
-        query = read_table(self.path).with_row_index("n")
+        query = read_table(self.path).with_row_index(ROW)
         for batch in query.collect_batches(chunk_size=self.batch_rows):
-            batch = batch.with_columns(pl.col("n").cast(pl.Int64))
+            batch = batch.with_columns(pl.col(ROW).cast(pl.Int64))
             columns = table_columns(batch, self.format, self.info) if self.vectorised else None
             built = build.BUILDERS[self.format](columns) if columns is not None else None
             ok = built["_ok"] if built is not None else pl.Series([False] * batch.height)
 
             def rows_of(mask: pl.Series) -> list[RawRow]:
                 subset = batch.filter(mask)
-                numbers = subset["n"].to_list()
+                numbers = subset[ROW].to_list()
                 try:
-                    subset = jsonable_frame(subset.drop("n"))
+                    subset = jsonable_frame(subset.drop(ROW))
                 except TypeError:
-                    subset = subset.drop("n")
+                    subset = subset.drop(ROW)
                 return [RawRow(n, table_row(row, True, self.info))
                         for n, row in zip(numbers, subset.iter_rows(named=True))]
 
@@ -244,7 +244,7 @@ class BatchReader:
 
     # -- one batch -------------------------------------------------------------------
     def _text_batch(self, lines: pl.DataFrame, fallback: Callable[[int, str | None], RawRow]) -> Batch:
-        """A batch of JSON texts (``n``, ``text``): vectorised, unproven rows by reference."""
+        """A batch of JSON texts (``ROW``, ``TEXT``): vectorised, unproven rows by reference."""
         if self.vectorised:
             prepared = build.prepare(decode(lines, self.shape), self.shape)
             built = build.BUILDERS[self.format](prepared)
@@ -278,15 +278,15 @@ class BatchReader:
                 pl.col("source").fill_null(self.source))
             if fact_field:
                 raw_facts += fast["_fact"].to_list()
-            parts.append(fast.select("n", *FRAME_SCHEMA.names()).cast({**FRAME_SCHEMA, "n": pl.Int64}))
+            parts.append(fast.select(ROW, *FRAME_SCHEMA.names()).cast({**FRAME_SCHEMA, ROW: pl.Int64}))
         if records:
-            parts.append(frame_from_records(records).with_columns(pl.Series("n", numbers, dtype=pl.Int64))
-                         .select("n", *FRAME_SCHEMA.names()))
+            parts.append(frame_from_records(records).with_columns(pl.Series(ROW, numbers, dtype=pl.Int64))
+                         .select(ROW, *FRAME_SCHEMA.names()))
         if not parts:
             frame = empty_frame()
         else:
             frame = pl.concat(parts) if len(parts) > 1 else parts[0]
-            frame = (frame.sort("n") if len(parts) > 1 else frame).drop("n")
+            frame = (frame.sort(ROW) if len(parts) > 1 else frame).drop(ROW)
         batch_facts = facts(self.format, raw_facts) if fact_field else {}
         return Batch(frame, rejects, rows_in, batch_facts)
 

@@ -24,6 +24,16 @@ from sftdata.records import HINTS_KEY
 
 _SIMPLE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 EXTRA = "extra"  # the JSON-text field built for the extras of a struct (messages, calls)
+# Working columns, named so that no column of the user's data can clash with them.
+ROW = "__sftdata_row__"  # a row's location (line, index)
+TEXT = "__sftdata_text__"  # its JSON text
+DECODED = "__sftdata_decoded__"  # what polars decoded of it
+PROVEN = "__sftdata_proven__"  # whether the proof held
+
+
+def json_column(name: str) -> str:
+    """The working column holding a JSON-kind field's text."""
+    return f"__sftdata_json_{name}__"
 
 
 @dataclass(frozen=True)
@@ -89,7 +99,8 @@ def _extras(rows: list[dict], known: Field, allow_json: bool) -> tuple[Field, ..
     for row in rows:
         if isinstance(row, dict):
             for key, value in row.items():
-                if known.sub(key) is None and key != HINTS_KEY and _SIMPLE_KEY.fullmatch(key):
+                if (known.sub(key) is None and key != HINTS_KEY and _SIMPLE_KEY.fullmatch(key)
+                        and not key.startswith("__sftdata_")):
                     kinds.setdefault(key, set()).add(_kind(value))
     out = []
     for key, found in kinds.items():

@@ -16,7 +16,7 @@ import polars as pl
 from sftdata.convert import build
 from sftdata.convert.decode import decode
 from sftdata.convert.jsontext import json_depth, json_object
-from sftdata.convert.shapes import EXTRA, KNOWN, Field, struct
+from sftdata.convert.shapes import EXTRA, KNOWN, PROVEN, ROW, TEXT, Field, struct
 from sftdata.jsonvalues import finite, jsonable
 
 _E = pl.element()
@@ -94,13 +94,13 @@ def _decoded_text(batch: pl.DataFrame, f: Field) -> pl.DataFrame:
     """A known nested column held as JSON text (the reference reader decodes text that
     starts with ``[`` or ``{``), decoded with the proof."""
     text = pl.col(f.name)
-    lines = batch.select("n", pl.when(text.is_not_null())
+    lines = batch.select(ROW, pl.when(text.is_not_null())
                          .then(pl.lit(f'{{"{f.name}":') + text + pl.lit("}"))
-                         .otherwise(pl.lit("{}")).alias("text"))
+                         .otherwise(pl.lit("{}")).alias(TEXT))
     shape = struct("", f)
     out = build.prepare(decode(lines, shape), shape)
     looks = batch.select(text.is_null() | text.str.contains(r"^[\[{]")).to_series()
-    return out.select("n", (pl.col("_proven") & pl.lit(looks)).alias("_proven"), f.name)
+    return out.select(ROW, (pl.col(PROVEN) & pl.lit(looks)).alias(PROVEN), f.name)
 
 
 def _json_text_ok(batch: pl.DataFrame, name: str) -> list[pl.Expr]:
@@ -114,7 +114,7 @@ def _json_text_ok(batch: pl.DataFrame, name: str) -> list[pl.Expr]:
 
 
 def table_columns(batch: pl.DataFrame, fmt: str, info: dict, shape: Field | None = None) -> pl.DataFrame:
-    """The uniform columns of a table batch with ``n``: see the module docstring."""
+    """The uniform columns of a table batch with ``ROW``: see the module docstring."""
     known = shape or KNOWN[fmt]
     extra_field = info.get("message_extra")
     json_columns = set(info.get("json_columns") or ())
@@ -135,9 +135,10 @@ def table_columns(batch: pl.DataFrame, fmt: str, info: dict, shape: Field | None
             columns.append(pl.col(f.name).cast(pl.String, strict=False))
         elif have == pl.String:  # JSON text of a nested column
             decoded = _decoded_text(batch, f)
-            batch = batch.with_columns(decoded[f.name].alias(f"__{f.name}"), decoded["_proven"].alias(f"__ok_{f.name}"))
-            ok.append(pl.col(f"__ok_{f.name}"))
-            columns.append(pl.col(f"__{f.name}").alias(f.name))
+            batch = batch.with_columns(decoded[f.name].alias(f"__sftdata_{f.name}__"),
+                                       decoded[PROVEN].alias(f"__sftdata_ok_{f.name}__"))
+            ok.append(pl.col(f"__sftdata_ok_{f.name}__"))
+            columns.append(pl.col(f"__sftdata_{f.name}__").alias(f.name))
         elif f.item is not None and f.item.kind == "struct":
             list_ok, uniform = _native_list(pl.col(f.name), f, have, extra_field)
             ok.append(list_ok)
@@ -146,7 +147,7 @@ def table_columns(batch: pl.DataFrame, fmt: str, info: dict, shape: Field | None
             ok.append(pl.lit(have == pl.List(pl.List(pl.String))))
             columns.append(pl.col(f.name) if have == pl.List(pl.List(pl.String))
                            else pl.lit(None, dtype=pl.List(pl.List(pl.String))).alias(f.name))
-    extras = [c for c in batch.columns if known.sub(c) is None and not c.startswith("__") and c != "n"]
+    extras = [c for c in batch.columns if known.sub(c) is None and not (c.startswith("__sftdata_") and c.endswith("__"))]
     pairs = []
     for name in extras:
         dtype = schema[name]
@@ -171,4 +172,4 @@ def table_columns(batch: pl.DataFrame, fmt: str, info: dict, shape: Field | None
         elif dtype.is_integer():
             given = pl.col("id").cast(pl.String)
     proven = pl.all_horizontal([pl.lit(True), *ok]).fill_null(False)
-    return batch.select("n", proven.alias("_proven"), *columns, meta.alias("_meta"), given.alias("_given_id"))
+    return batch.select(ROW, proven.alias(PROVEN), *columns, meta.alias("_meta"), given.alias("_given_id"))

@@ -103,9 +103,11 @@ def test_lone_surrogates_are_rejected_not_crashed_on(tmp_path):
     assert reasons_by_location(read_canonical(array)) == {0: "lone_surrogate"}
 
 
-def test_a_user_field_named_like_the_hints_key_does_not_crash_writers(tmp_path):
-    from sftdata.convert import write_records
-
+def test_a_user_field_named_like_the_hints_key_is_a_reject_not_a_loss(tmp_path):
+    """sftdata keeps its own format hints under that key: a user field of that name
+    could not be told from them, so it is rejected with the reason (it used to vanish)."""
     path = tmp_path / "h.jsonl"
-    path.write_text(json.dumps(GOOD | {"_sftdata": "d"}) + "\n", encoding="utf-8")
-    assert write_records(read_canonical(path).frame, tmp_path / "o.jsonl", "sharegpt") == []
+    path.write_text(json.dumps(GOOD | {"_sftdata": "d"}) + "\n" + json.dumps(GOOD) + "\n", encoding="utf-8")
+    result = read_canonical(path)
+    assert reasons_by_location(result) == {1: "reserved_field:_sftdata"}
+    assert result.frame.height == 1
