@@ -17,7 +17,7 @@ from sftdata.cli.app import app
 from sftdata.cli.common import console, exit_for_strict, print_summary, progress
 from sftdata.formats import FORMAT_NAMES, check_format
 from sftdata.io import extension
-from sftdata.rejects import count_reasons, default_rejects_path, write_rejects
+from sftdata.rejects import default_rejects_path
 
 FORMATS_HELP = "|".join(FORMAT_NAMES)
 INPUT = typer.Argument(..., help="Input file (.json, .jsonl, .parquet, .csv), any format.")
@@ -44,28 +44,23 @@ def _step(name: str, params: dict):
 
 def _run(title: str, input: Path, output: Path, to: Optional[str], rejects: Optional[Path],
          strict: bool, steps: list) -> None:
-    """Read, run ``steps``, write output and rejects, print the summary."""
-    from sftdata.convert import read_canonical, write_records
-    from sftdata.steps.filters import run_steps
+    """Read, run ``steps`` batch by batch, write output and rejects, print the summary."""
+    from sftdata.stream import run_file
 
     if to is not None:
         check_format(to)
     extension(output)  # fail on a bad output name before reading anything
-    with progress(f"reading {input.name}") as bar:
-        result = read_canonical(input, progress=bar.advance)
-    kept, dropped, reports = run_steps(result.frame, steps)
-    fmt = to or (result.format if result.format in FORMAT_NAMES else "canonical")
-    write_rejected = write_records(kept, output, fmt)
-    all_rejects = result.rejects + dropped + write_rejected
     rejects_path = rejects or default_rejects_path(output)
-    write_rejects(rejects_path, all_rejects)
-    timing = ", ".join(f"{r.step} {r.seconds:.2f}s" for r in reports)
+    with progress(f"{title} {input.name}") as bar:
+        done = run_file(input, output, steps, rejects_path, to=to, progress=bar.advance)
+    timing = ", ".join(f"{r.step} {r.seconds:.2f}s" for r in done.reports)
+    by_reason = dict(sorted(done.rejected.items(), key=lambda kv: -kv[1]))
     print_summary(
-        f"{title} {input.name} ({result.format}) -> {output.name} ({fmt})",
-        result.rows_in, kept.height - len(write_rejected), count_reasons(all_rejects),
+        f"{title} {input.name} ({done.format}) -> {output.name} ({done.to})",
+        done.rows_in, done.rows_out, by_reason,
         [f"steps:   {timing}", f"output:  {output}", f"rejects: {rejects_path}"],
     )
-    exit_for_strict(strict, len(all_rejects))
+    exit_for_strict(strict, sum(done.rejected.values()))
 
 
 @app.command("filter")

@@ -9,17 +9,13 @@ import typer
 
 from sftdata.cli.app import app
 from sftdata.cli.common import console, exit_for_strict, print_summary, progress
-from sftdata.convert import convert_file, read_canonical
+from sftdata.convert import convert_file, read_batches
+from sftdata.convert.write import RejectsWriter
 from sftdata.formats import FORMAT_NAMES, check_format
 from sftdata.io import extension, location_kind
-from sftdata.rejects import count_reasons, default_rejects_path, write_rejects
+from sftdata.rejects import default_rejects_path
 
 FORMATS_HELP = "|".join(FORMAT_NAMES)
-
-
-def _read_with_progress(path: Path, fmt: Optional[str]):
-    with progress(f"reading {path.name}") as bar:
-        return read_canonical(path, fmt=fmt, progress=bar.advance)
 
 
 @app.command()
@@ -34,19 +30,17 @@ def convert(
     """Convert between Alpaca, ShareGPT, OpenAI messages and canonical records."""
     check_format(to)
     extension(output)  # fail on a bad output name before reading anything
-    with progress(f"converting {input.name}") as bar:
-        result = convert_file(input, output, to, fmt=from_, progress=bar.advance)
-    all_rejects = result.rejects
     rejects_path = rejects or default_rejects_path(output)
-    write_rejects(rejects_path, all_rejects)
+    with RejectsWriter(rejects_path) as rejected, progress(f"converting {input.name}") as bar:
+        result = convert_file(input, output, to, fmt=from_, progress=bar.advance, on_rejects=rejected.add)
     print_summary(
         f"convert {input.name} ({result.format}) -> {output.name} ({to})",
         result.rows_in,
         result.rows_out,
-        count_reasons(all_rejects),
+        dict(sorted(rejected.counts.items(), key=lambda kv: -kv[1])),
         [f"output:  {output}", f"rejects: {rejects_path}"],
     )
-    exit_for_strict(strict, len(all_rejects))
+    exit_for_strict(strict, rejected.total)
 
 
 @app.command()
@@ -58,14 +52,20 @@ def validate(
 
     LINE is the 1-based line for JSONL and the 0-based record index otherwise.
     """
-    result = _read_with_progress(input, from_)
-    for reject in result.rejects:
-        typer.echo(f"{input}:{reject['location']}: {reject['reason']}")
+    counts: dict[str, int] = {}
+    kept = 0
+    with progress(f"reading {input.name}") as bar:
+        reader = read_batches(input, fmt=from_, progress=bar.advance)
+        for batch in reader:  # batch by batch: memory stays bounded
+            kept += batch.frame.height
+            for reject in batch.rejects:
+                typer.echo(f"{input}:{reject['location']}: {reject['reason']}")
+                counts[reject["reason"]] = counts.get(reject["reason"], 0) + 1
     print_summary(
-        f"validate {input.name} ({result.format}; locations are {location_kind(input)}s)",
-        result.rows_in, result.frame.height, count_reasons(result.rejects),
+        f"validate {input.name} ({reader.format}; locations are {location_kind(input)}s)",
+        reader.rows_in, kept, dict(sorted(counts.items(), key=lambda kv: -kv[1])),
     )
-    if result.rejects:
+    if counts:
         raise typer.Exit(1)
 
 

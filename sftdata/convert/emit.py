@@ -239,4 +239,4 @@ def dumps_row(row: dict) -> str:
     return json.dumps(row, ensure_ascii=False, separators=(",", ":"))
 
 
-__all__ = ["MESSAGE_DTYPE", "dumps_row", "json_lines"]
+__all__ = ["EMITTERS", "dumps_row", "json_lines", "json_string"]

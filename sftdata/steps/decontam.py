@@ -48,9 +48,9 @@ class EvalIndex:
     def __init__(self, p: DecontamParams):
         self.n = p.n
         names, ids, token_lists = [], [], []
-        for path in p.against:
-            from sftdata.convert import read_canonical
+        from sftdata.convert import read_canonical
 
+        for path in p.against:
             result = read_canonical(path)
             if result.frame.height == 0:
                 raise UserError(f"{path}: no readable eval records")
@@ -117,7 +117,9 @@ class Decontaminate(Step):
 
     def run(self, frame: pl.DataFrame):
         p = self.params
-        index = EvalIndex(p)
+        if getattr(self, "_index", None) is None:  # built once, for every batch
+            self._index = EvalIndex(p)
+        index = self._index
         details: list[str | None] = [None] * frame.height
         texts = field_series(frame, p.fields)
         chunk = 50_000

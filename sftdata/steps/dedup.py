@@ -11,6 +11,13 @@ Near-dup selection is greedy in keep order: a record is dropped only when it has
 *verified* edge (estimated Jaccard >= threshold) to a record that is itself kept. So a
 dropped record always names a kept record it really resembles, and chains
 (A~B, B~C, A!~C) never drop C because of A.
+
+Both are ``GlobalStep``s: they ``observe`` the data batch by batch keeping only what
+they must per record (exact: a 128-bit hash of the normalised text; near: a 128-byte
+b-bit signature; and the value the keep policy ranks by), ``decide`` once, and
+``split`` the batches on a second pass; the ids of the records others duplicate are
+fetched at the end (``wants_ids``/``give_ids``), not held for every record. 10 million
+records take about 1.5 GB.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sftdata import text as tx
 from sftdata.steps import minhash as mh
-from sftdata.steps.base import Step, prompt_text, split_by_reason
+from sftdata.steps.base import GlobalStep, prompt_text, split_by_reason
 from sftdata.steps.registry import register
 
 Fields = Literal["prompt", "response", "both"]
@@ -63,19 +70,24 @@ def field_series(frame: pl.DataFrame, fields: str, chunk: int = 100_000) -> pl.S
     return pl.concat(parts) if parts else pl.Series("text", [], dtype=pl.String)
 
 
-def keep_rank(frame: pl.DataFrame, text: pl.Series, keep: str, score_field: str) -> np.ndarray:
-    """rank[i] = position of row i in keep order (0 = the first to survive)."""
-    idx = np.arange(frame.height)
+def rank_values(frame: pl.DataFrame, text: pl.Series, keep: str, score_field: str) -> np.ndarray | None:
+    """What the keep policy ranks each row by (smaller first); None for ``first``."""
     if keep == "first":
-        return idx
+        return None
     if keep == "longest":
-        primary = -text.str.len_chars().to_numpy().astype(np.float64)
-    else:
-        score = frame["meta"].str.json_path_match(f"$.{score_field}")
-        values = score.cast(pl.Float64, strict=False).to_numpy()
-        primary = np.where(np.isnan(values), np.inf, -values)
-    order = np.lexsort((idx, primary))
-    rank = np.empty(frame.height, dtype=np.int64)
+        return -text.str.len_chars().to_numpy().astype(np.float64)
+    score = frame["meta"].str.json_path_match(f"$.{score_field}")
+    values = score.cast(pl.Float64, strict=False).to_numpy()
+    return np.where(np.isnan(values), np.inf, -values)
+
+
+def keep_rank(values: np.ndarray | None, n: int) -> np.ndarray:
+    """rank[i] = position of row i in keep order (0 = the first to survive); ties by row."""
+    idx = np.arange(n)
+    if values is None:
+        return idx
+    order = np.lexsort((idx, values))
+    rank = np.empty(n, dtype=np.int64)
     rank[order] = idx
     return rank
 
@@ -94,17 +106,71 @@ def exact_key(text: pl.Series) -> pl.Series:
     ).to_series()
 
 
-def _details(ids: list, dup_of: np.ndarray, sims: np.ndarray) -> pl.Series:
-    out = [
-        None if d < 0 else json.dumps({"duplicate_of": ids[d], "similarity": round(float(s), 4)})
-        for d, s in zip(dup_of.tolist(), sims.tolist())
-    ]
-    return pl.Series(out, dtype=pl.String)
+class _DedupStep(GlobalStep):
+    """What both dedup steps share: the observed rows' rank values, and decisions
+    ``dup_of`` / ``similarity`` over all observed rows."""
 
+    reason_code = ""
 
-def _split(frame: pl.DataFrame, dup_of: np.ndarray, sims: np.ndarray, reason: str):
-    reasons = pl.Series(np.where(dup_of >= 0, reason, None).tolist(), dtype=pl.String)
-    return split_by_reason(frame, reasons, _details(frame["id"].to_list(), dup_of, sims))
+    def reset(self) -> None:
+        self._parts: list[tuple] = []
+        self._dup_of = self._sims = None
+        self._target_ids: dict[int, str] = {}
+
+    def observe(self, batch: pl.DataFrame) -> None:
+        if not hasattr(self, "_parts"):
+            self.reset()
+        text = field_series(batch, self.params.fields)
+        ranks = rank_values(batch, text, self.params.keep, self.params.score_field)
+        self._parts.append((self._observe(text), ranks))
+
+    def _observe(self, text: pl.Series):
+        raise NotImplementedError
+
+    def _gathered(self):
+        states = [state for state, _ in self._parts]
+        ranks = [r for _, r in self._parts]
+        rank_all = None if any(r is None for r in ranks) else np.concatenate(ranks) if ranks else None
+        return states, rank_all
+
+    def decide(self, alive: np.ndarray | None = None) -> None:
+        states, values = self._gathered()
+        n = sum(self._count(s) for s in states)
+        rank = keep_rank(values, n)
+        alive = np.ones(n, dtype=bool) if alive is None else alive
+        self._dup_of, self._sims = self._decide(states, rank, alive)
+        self._parts = []  # the signatures are no longer needed
+
+    def _count(self, state) -> int:
+        raise NotImplementedError
+
+    def wants_ids(self) -> np.ndarray:
+        """The observed rows whose ids the rejects will name (sorted)."""
+        return np.unique(self._dup_of[self._dup_of >= 0])
+
+    def give_ids(self, ids: list[str]) -> None:
+        self._target_ids = dict(zip(self.wants_ids().tolist(), ids))
+
+    def dropped(self) -> np.ndarray:
+        """True for each observed row this step drops."""
+        return self._dup_of >= 0
+
+    def split(self, batch: pl.DataFrame, offset: int):
+        dup_of = self._dup_of[offset:offset + batch.height]
+        sims = self._sims[offset:offset + batch.height]
+        reasons = pl.Series(np.where(dup_of >= 0, self.reason_code, None).tolist(), dtype=pl.String)
+        details = pl.Series([None if d < 0 else json.dumps({"duplicate_of": self._target_ids[d],
+                                                            "similarity": round(float(s), 4)})
+                             for d, s in zip(dup_of.tolist(), sims.tolist())], dtype=pl.String)
+        kept, rejected = split_by_reason(batch, reasons, details)
+        return kept, rejected, reasons.is_null()
+
+    def _split(self, frame: pl.DataFrame, texts):
+        self.reset()
+        self.observe(frame)
+        self.decide()
+        self.give_ids(frame["id"].gather(self.wants_ids()).to_list())
+        return self.split(frame, 0)
 
 
 class DedupParams(BaseModel):
@@ -117,23 +183,36 @@ class DedupParams(BaseModel):
 
 
 @register
-class ExactDedup(Step):
+class ExactDedup(_DedupStep):
     """Drop records whose normalised text equals an earlier-kept record's (reason ``exact_duplicate``)."""
 
     name = "exact_dedup"
+    reason_code = "exact_duplicate"
     reason_codes = ("exact_duplicate",)
     Params = DedupParams
 
-    def run(self, frame: pl.DataFrame):
-        p = self.params
-        text = field_series(frame, p.fields)
-        rank = keep_rank(frame, text, p.keep, p.score_field)
-        keyed = pl.DataFrame({"key": exact_key(text),
-                              "idx": np.arange(frame.height), "rank": rank})
-        first = keyed.sort("rank").with_columns(first=pl.col("idx").first().over("key")).sort("idx")
-        dup = first["key"].is_not_null() & (first["first"] != first["idx"])
-        dup_of = np.where(dup.to_numpy(), first["first"].to_numpy(), -1)
-        return _split(frame, dup_of, np.ones(frame.height), "exact_duplicate")
+    def _observe(self, text: pl.Series):
+        """A 128-bit hash of each row's key, and whether it has one (10M rows: 170 MB)."""
+        key = exact_key(text)
+        return (key.hash(seed=11).to_numpy(), key.hash(seed=29).to_numpy(), key.is_not_null().to_numpy())
+
+    def _count(self, state) -> int:
+        return len(state[0])
+
+    def _decide(self, states, rank: np.ndarray, alive: np.ndarray):
+        n = len(rank)
+        dup_of = np.full(n, -1, dtype=np.int64)
+        if not n:
+            return dup_of, np.ones(0)
+        h1 = np.concatenate([s[0] for s in states])
+        h2 = np.concatenate([s[1] for s in states])
+        rows = np.flatnonzero(np.concatenate([s[2] for s in states]) & alive)
+        order = rows[np.lexsort((rank[rows], h2[rows], h1[rows]))]
+        new = np.ones(len(order), dtype=bool)
+        new[1:] = (h1[order][1:] != h1[order][:-1]) | (h2[order][1:] != h2[order][:-1])
+        first = order[new][np.cumsum(new) - 1]
+        dup_of[order[~new]] = first[~new]
+        return dup_of, np.ones(n)
 
 
 class NearDedupParams(DedupParams):
@@ -214,9 +293,9 @@ def greedy_select(n: int, pairs: np.ndarray, sims: np.ndarray, rank: np.ndarray)
     return dup_of, dup_sim
 
 
-def near_duplicates(sig: np.ndarray, has: np.ndarray, rank: np.ndarray, p: NearDedupParams):
-    """dup_of / similarity for every row from precomputed signatures."""
-    n = sig.shape[1]
+def near_duplicates(sig8: np.ndarray, has: np.ndarray, rank: np.ndarray, p: NearDedupParams):
+    """dup_of / similarity for every row from its b-bit signature."""
+    n = sig8.shape[0]
     dup_of = np.full(n, -1, dtype=np.int64)
     dup_sim = np.zeros(n, dtype=np.float32)
     rows = np.flatnonzero(has)
@@ -224,7 +303,7 @@ def near_duplicates(sig: np.ndarray, has: np.ndarray, rank: np.ndarray, p: NearD
         return dup_of, dup_sim
     # Identical signatures (exact copies, mostly) collapse onto their best-ranked
     # member first, so huge copy clusters never flood the LSH buckets.
-    full = mh.band_keys(sig)[rows]
+    full = mh.row_keys(sig8)[rows]
     order = np.lexsort((rank[rows], full))
     sorted_rows, sorted_keys = rows[order], full[order]
     new_group = np.ones(len(rows), dtype=bool)
@@ -232,8 +311,8 @@ def near_duplicates(sig: np.ndarray, has: np.ndarray, rank: np.ndarray, p: NearD
     rep_of = sorted_rows[np.flatnonzero(new_group)][np.cumsum(new_group) - 1]
     reps = np.sort(sorted_rows[new_group])
     bands, band_rows = p.band_layout()
-    pairs = mh.lsh_pairs(sig, reps, bands, band_rows, p.bucket_window)
-    sims = mh.similarity(sig, pairs[:, 0], pairs[:, 1]) if len(pairs) else np.zeros(0)
+    pairs = mh.lsh_pairs(sig8, reps, bands, band_rows, p.bucket_window)
+    sims = mh.similarity(sig8, pairs[:, 0], pairs[:, 1]) if len(pairs) else np.zeros(0)
     ok = sims >= p.threshold
     rep_dup, rep_sim = greedy_select(n, pairs[ok], sims[ok], rank)
     members = sorted_rows[~new_group]
@@ -246,18 +325,26 @@ def near_duplicates(sig: np.ndarray, has: np.ndarray, rank: np.ndarray, p: NearD
 
 
 @register
-class NearDedup(Step):
+class NearDedup(_DedupStep):
     """Drop near-duplicates found by MinHash LSH and verified by estimated Jaccard
     (reason ``near_duplicate``)."""
 
     name = "near_dedup"
+    reason_code = "near_duplicate"
     reason_codes = ("near_duplicate",)
     Params = NearDedupParams
 
-    def run(self, frame: pl.DataFrame):
-        p = self.params
-        text = field_series(frame, p.fields)
-        rank = keep_rank(frame, text, p.keep, p.score_field)
-        sig, has = compute_signatures(text, p)
-        dup_of, dup_sim = near_duplicates(sig, has, rank, p)
-        return _split(frame, dup_of, dup_sim, "near_duplicate")
+    def _observe(self, text: pl.Series):
+        """Each row's b-bit signature (128 bytes) and whether it had any shingle."""
+        sig, has = compute_signatures(text, self.params)
+        return mh.quantise(sig), has
+
+    def _count(self, state) -> int:
+        return len(state[1])
+
+    def _decide(self, states, rank: np.ndarray, alive: np.ndarray):
+        if not states:
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
+        sig8 = np.concatenate([s[0] for s in states]) if len(states) > 1 else states[0][0]
+        has = np.concatenate([s[1] for s in states]) & alive
+        return near_duplicates(sig8, has, rank, self.params)
