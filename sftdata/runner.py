@@ -148,7 +148,7 @@ def _log_stage(log: Log, stage: Stage) -> None:
 
 def _inputs(stages: list[Stage]) -> list[InputInfo]:
     """What the read stages learnt of their files (stages cached by older versions lack it)."""
-    return [InputInfo(**s.report["input"]) for s in stages if "input" in s.report]
+    return [InputInfo.from_dict(s.report["input"]) for s in stages if "input" in s.report]
 
 
 def _mix_formats(recipe: Recipe, file_formats: dict[str, str], stages: list[Stage]) -> dict[str, str]:

@@ -124,9 +124,10 @@ def _two_passes(reader: BatchReader, before: list[Step], global_steps: list[Glob
         for batch in reader:  # pass 1: observe what the steps before keep, and spill it
             rejected.add(batch.rejects)
             kept = _local(batch.frame, before, 0, reports, rejected, None)
+            shared: dict = {}  # texts the global steps derive from this batch, made once
             for i, step in enumerate(global_steps):
                 start = time.perf_counter()
-                step.observe(kept)
+                step.observe(kept, shared)
                 seconds[i] += time.perf_counter() - start
             part = spill / f"{len(parts):06d}.parquet"
             kept.write_parquet(part)

@@ -72,13 +72,32 @@ def python_word_count(text: str) -> int:
     return int(pl.select(pl.lit(text).str.count_matches(WORD_PATTERN)).item())
 
 
+# Characters NFKC leaves as they are, one by one and in any sequence of them: ASCII,
+# most Latin, Greek and Cyrillic letters, common punctuation, CJK ideographs, kana and
+# Hangul syllables (no combining marks, no compatibility forms). tests/test_text.py
+# checks every one with unicodedata.
+NFKC_STABLE = (
+    r"\x{0}-\x{7f}\x{80}-\x{9f}\x{a1}-\x{a7}\x{a9}\x{ab}-\x{ae}\x{b0}-\x{b1}\x{b6}-\x{b7}\x{bb}"
+    r"\x{bf}-\x{131}\x{134}-\x{13e}\x{141}-\x{148}\x{14a}-\x{17e}\x{180}-\x{1c3}\x{1cd}-\x{1f0}"
+    r"\x{1f4}-\x{24f}\x{370}-\x{373}\x{375}-\x{377}\x{37b}-\x{37d}\x{37f}\x{386}\x{388}-\x{38a}"
+    r"\x{38c}\x{38e}-\x{3a1}\x{3a3}-\x{3cf}\x{3d7}-\x{3ef}\x{3f3}\x{3f6}-\x{3f8}\x{3fa}-\x{482}"
+    r"\x{48a}-\x{4ff}\x{200b}-\x{2010}\x{2012}-\x{2016}\x{2018}-\x{2023}\x{2027}-\x{202e}"
+    r"\x{2030}-\x{2032}\x{2035}\x{2038}-\x{203b}\x{203d}\x{203f}-\x{2046}\x{204a}-\x{2056}"
+    r"\x{2058}-\x{205e}\x{2060}-\x{2064}\x{2066}-\x{206f}\x{3001}-\x{3029}\x{3030}-\x{3035}"
+    r"\x{3037}\x{303b}-\x{303f}\x{3041}-\x{3096}\x{309d}-\x{309e}\x{30a0}-\x{30fe}\x{3400}-\x{4dbf}"
+    r"\x{4e00}-\x{9fff}\x{ac00}-\x{d7a3}"
+)
+
+
 def normalise(texts: pl.Series) -> pl.Series:
-    """NFKC + lower case. ASCII text is already NFKC and NFKC is the slow part, so only
-    rows with a non-ASCII character pay for it."""
+    """NFKC + lower case. NFKC is the slow part, so only rows with a character NFKC
+    might change (outside ``NFKC_STABLE``) pay for it."""
     texts = texts.fill_null("")
-    wide = texts.str.contains(r"[^\x00-\x7F]")
-    if wide.any():
-        texts = texts.scatter(wide.arg_true(), texts.filter(wide).str.normalize("NFKC"))
+    changes = texts.str.contains(f"[^{NFKC_STABLE}]")
+    if changes.all():
+        texts = texts.str.normalize("NFKC")
+    elif changes.any():
+        texts = texts.scatter(changes.arg_true(), texts.filter(changes).str.normalize("NFKC"))
     return texts.str.to_lowercase()
 
 

@@ -42,6 +42,9 @@ def derive(frame: pl.DataFrame) -> pl.DataFrame:
     tool_calls = (pl.col("messages")
                   .list.eval(pl.element().struct.field("tool_calls").list.len().fill_null(0))
                   .list.sum())
+    extra = pl.element().struct.field("extra")
+    reasoning = (pl.col("messages").list.eval(
+        extra.str.json_path_match("$.reasoning_content").str.len_chars().fill_null(0)).list.sum())
     return frame.select(
         pl.col("id"),
         pl.col("source"),
@@ -50,6 +53,8 @@ def derive(frame: pl.DataFrame) -> pl.DataFrame:
         role_count("user").alias("n_user"),
         role_count("tool").alias("n_tool"),
         tool_calls.alias("n_tool_calls"),
+        reasoning.alias("reasoning_chars"),
+        pl.col("messages").list.eval(extra.is_not_null()).list.any().alias("has_message_extra"),
         (pl.col("tools").is_not_null() & (pl.col("tools").str.strip_chars() != "[]"))
         .alias("has_tool_specs"),
         prompt_text().alias("instruction"),

@@ -1,10 +1,10 @@
 """Reading the files to audit: the canonical frame plus what only the raw rows know.
 
-The audit needs two facts the canonical frame does not keep: each file's format, and
-for Alpaca files whether each record's ``input`` field was empty (once converted, the
-input is merged into the user turn and cannot be told apart from the instruction).
-``read_canonical`` reports both; ``InputInfo`` keeps them with the file's counts, for
-``sftdata audit`` and for the audit inside ``sftdata run``.
+The audit needs what the canonical frame does not keep: each file's format, and the
+format's own facts about its raw rows (``ReadResult.facts``; for Alpaca, how many
+records had an empty ``input``: once converted, the input is merged into the user turn
+and cannot be told apart from the instruction). ``InputInfo`` keeps them with the
+file's counts, for ``sftdata audit`` and for the audit inside ``sftdata run``.
 """
 
 from __future__ import annotations
@@ -31,13 +31,23 @@ class InputInfo:
     rows_in: int
     records: int
     rejects_by_reason: dict[str, int] = field(default_factory=dict)
-    # Alpaca only: how many kept records had an empty ``input`` (missing, null or "").
-    empty_input: int | None = None
+    # The format's facts about its raw rows (``sftdata.formats.facts``), e.g. Alpaca's
+    # ``empty_input``: kept records whose ``input`` was missing, null or "".
+    facts: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_read(cls, path: str | os.PathLike, source: str, read: ReadResult) -> InputInfo:
         return cls(str(path), source, read.format, read.rows_in, read.frame.height,
-                   count_reasons(read.rejects), read.empty_input)
+                   count_reasons(read.rejects), dict(read.facts))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> InputInfo:
+        """An ``as_dict`` result (also one stored before facts were generic)."""
+        data = dict(data)
+        if "empty_input" in data:
+            empty = data.pop("empty_input")
+            data["facts"] = {**({"empty_input": empty} if empty is not None else {}), **data.get("facts", {})}
+        return cls(**data)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)

@@ -12,6 +12,7 @@ Everything per record is computed with polars expressions over the whole frame (
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import random
 import time
 from pathlib import Path
@@ -36,6 +37,7 @@ DEFINITIONS = {
     "instruction": "all user turns of a record, joined by newlines",
     "response": "all assistant turns of a record, joined by newlines",
     "turns": "messages that are not system messages",
+    "reasoning": "records with a reasoning_content key on a message (kept in its extra); chars: its length",
     "words": "as the length filter counts them (sftdata.text): runs of letters and digits "
              "(apostrophes inside), each character of a script written without spaces, "
              "and each emoji",
@@ -117,18 +119,33 @@ def source_stats(derived: pl.DataFrame, inputs: Sequence[InputInfo] | None,
 def empty_input_stats(inputs: Sequence[InputInfo] | None) -> dict:
     """Share of Alpaca records whose ``input`` was missing, null or ""; other formats
     have no separate input field, so they are not counted (not applicable)."""
-    alpaca = [i for i in inputs or [] if i.empty_input is not None and i.records]
+    alpaca = [i for i in inputs or [] if "empty_input" in i.facts and i.records]
     if not alpaca:
         return {"available": False,
                 "reason": "no Alpaca records were read (the input field exists only in Alpaca)"}
     total = sum(i.records for i in alpaca)
-    empty = sum(i.empty_input for i in alpaca)
+    empty = sum(i.facts["empty_input"] for i in alpaca)
     return {"available": True, "applicable": total, "empty": empty, "share": share(empty, total),
-            "by_source": {i.source: {"records": i.records, "empty": i.empty_input} for i in alpaca}}
+            "by_source": {i.source: {"records": i.records, "empty": i.facts["empty_input"]} for i in alpaca}}
 
 
-def conversation_stats(derived: pl.DataFrame) -> dict:
-    """Turns, system prompts and tool use."""
+def message_extra_stats(messages: pl.Series | None) -> dict:
+    """Records whose messages carry keys sftdata keeps in ``extra`` (e.g. ``reasoning_content``,
+    ``id``), and the most common of those keys."""
+    if messages is None or not len(messages):
+        return {"records": 0, "names": []}
+    extra = messages.list.eval(pl.element().struct.field("extra")).explode().drop_nulls()
+    records = int(messages.list.eval(pl.element().struct.field("extra").is_not_null()).list.any().sum())
+    sample = extra.head(20_000).to_list()  # enough to name the common keys
+    counts: dict[str, int] = {}
+    for text in sample:
+        for key in json.loads(text):
+            counts[key] = counts.get(key, 0) + 1
+    return {"records": records, "names": sorted(counts, key=lambda k: -counts[k])[:8]}
+
+
+def conversation_stats(derived: pl.DataFrame, frame_messages: pl.Series | None = None) -> dict:
+    """Turns, system prompts, tool use, reasoning and extra message keys."""
     n = derived.height
     system = derived.filter(pl.col("n_system") > 0)
     top_system = (system.group_by("system").len().sort(["len", "system"], descending=[True, False])
@@ -140,7 +157,11 @@ def conversation_stats(derived: pl.DataFrame) -> dict:
         (pl.col("has_tool_specs") | (pl.col("n_tool_calls") > 0) | (pl.col("n_tool") > 0))
         .sum().alias("any"),
     ).row(0, named=True)
+    with_reasoning = derived.filter(pl.col("reasoning_chars") > 0)
     return {
+        "reasoning": {"records": with_reasoning.height, "share": share(with_reasoning.height, n),
+                      "chars": distribution(with_reasoning["reasoning_chars"])},
+        "message_extra": message_extra_stats(frame_messages),
         "turns": distribution(derived["turns"]),
         "user_turns": distribution(derived["n_user"]),
         "multi_turn": {"records": int((derived["n_user"] > 1).sum()),
@@ -167,9 +188,14 @@ def samples(frame: pl.DataFrame, count: int, seed: int) -> list[dict]:
     picks = sorted(random.Random(seed).sample(range(frame.height), min(count, frame.height)))
     out = []
     for index, record in zip(picks, records_from_frame(frame[picks])):
-        turns = [{"role": m["role"], "content": m["content"][:SAMPLE_CHARS],
-                  "cut": len(m["content"]) > SAMPLE_CHARS,
-                  "tool_calls": m.get("tool_calls")} for m in record["messages"]]
+        turns = []
+        for m in record["messages"]:
+            reasoning = (m.get("extra") or {}).get("reasoning_content")
+            reasoning = reasoning if isinstance(reasoning, str) else None
+            turns.append({"role": m["role"], "content": m["content"][:SAMPLE_CHARS],
+                          "cut": len(m["content"]) > SAMPLE_CHARS, "tool_calls": m.get("tool_calls"),
+                          "reasoning": reasoning[:SAMPLE_CHARS] if reasoning else None,
+                          "reasoning_cut": bool(reasoning) and len(reasoning) > SAMPLE_CHARS})
         out.append({"index": index, "id": record["id"], "source": record["source"],
                     "messages": turns})
     return out
@@ -233,7 +259,7 @@ def compute_stats(
         "inputs": [i.as_dict() for i in inputs or []],
         "read_rejects": dict(read_rejects or {}),
         **source_stats(derived, inputs, source_formats),
-        "conversations": conversation_stats(derived),
+        "conversations": conversation_stats(derived, frame["messages"]),
         "lengths": timed("lengths", length_stats(derived, tok, str(tokenizer) if tokenizer else None)),
         "empty_input": empty_input_stats(inputs),
         "leading_words": timed("leading_words", verb_object_stats(derived["first_user"])),

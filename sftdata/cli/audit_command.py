@@ -35,6 +35,7 @@ def _print_summary(stats: dict, notes: list[str]) -> None:
     table.add_row("multi-turn", _pct(conv["multi_turn"]["share"]))
     table.add_row("system prompt", _pct(conv["system_prompts"]["share"]))
     table.add_row("tools", _pct(conv["tools"]["share"]))
+    table.add_row("reasoning (reasoning_content)", _pct(conv["reasoning"]["share"]))
     if stats["empty_input"]["available"]:
         table.add_row("Alpaca empty input", _pct(stats["empty_input"]["share"]))
     for key, label in (("instruction", "instruction"), ("response", "response")):

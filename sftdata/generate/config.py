@@ -14,12 +14,13 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# Self-Instruct's list of words that mark tasks a text model cannot do.
-DEFAULT_BLOCKLIST = (
-    "image", "images", "graph", "graphs", "picture", "pictures", "file", "files",
-    "map", "maps", "draw", "plot", "go to", "video", "audio", "music", "flowchart",
-    "diagram", "photo", "photos",
-)
+def _default_blocklist() -> list[str]:
+    """The ``self_instruct`` filter's phrases (``sftdata/data/unproducible_keywords.txt``):
+    phrases rather than Self-Instruct's bare words, so "the plot of the novel" passes."""
+    from sftdata.steps.filters_content import read_terms
+
+    return read_terms("unproducible_keywords.txt")
+
 
 # Per-backend defaults for the fields left None: (openai-compatible server, embedded).
 BACKEND_DEFAULTS = {
@@ -77,11 +78,12 @@ class GenerateConfig(BaseModel):
     rouge_threshold: float = Field(
         0.7, gt=0.0, lt=1.0, description="Reject a task whose ROUGE-L F with any other exceeds this."
     )
-    min_words: int = Field(3, ge=0, description="Reject instructions with this many words or fewer.")
+    min_words: int = Field(3, ge=0, description="Reject instructions with fewer words than this (words as the filters count them).")
     max_words: int = Field(150, ge=1, description="Reject instructions with more words than this.")
     blocklist: list[str] = Field(
-        default_factory=lambda: list(DEFAULT_BLOCKLIST),
-        description="Words/phrases marking tasks a text model cannot do (image, draw, ...).",
+        default_factory=_default_blocklist,
+        description="Phrases marking tasks a text model cannot do ('draw a', 'plot a graph'...); "
+        "default: the self_instruct filter's list.",
     )
     max_requests: int | None = Field(
         None, ge=1, description="Stop after this many requests (default 12*num + 40)."

@@ -1,43 +1,40 @@
 """Self-Instruct's cheap filters on new instructions and on generated instances.
 
-Each check returns a reject reason code or None. The ROUGE-L diversity filter lives in
-``rouge.py`` because it needs the pool.
+Each check returns a reject reason code or None. The instruction heuristics are the
+``self_instruct`` filter step's own (``sftdata.steps.filters_content.instruction_checks``:
+words as ``sftdata.text`` counts them, the same phrase list and regex builder), plus two
+that only make sense while generating (text that is the model talking). The ROUGE-L
+diversity filter lives in ``rouge.py`` because it needs the pool.
 """
 
 from __future__ import annotations
 
-import re
-import string
+import polars as pl
+
+from sftdata.steps.filters_content import instruction_checks, whole_word_pattern
+from sftdata.steps.filters_text import first_reason
 
 
-def blocklist_pattern(words: list[str]) -> re.Pattern | None:
-    """One case-insensitive regex matching any blocklisted word or phrase as whole words."""
-    words = [w.strip() for w in words if w.strip()]
-    if not words:
-        return None
-    alternatives = "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in words)
-    return re.compile(rf"\b(?:{alternatives})\b", re.I)
+def blocklist_pattern(terms: list[str]) -> str | None:
+    """The filter step's case-insensitive whole-word pattern for ``terms`` (None: none)."""
+    terms = [t.strip() for t in terms if t.strip()]
+    return whole_word_pattern(terms) if terms else None
 
 
 def instruction_reason(
-    text: str, min_words: int, max_words: int, blocklist: re.Pattern | None
+    text: str, min_words: int, max_words: int, blocklist: str | None
 ) -> str | None:
     """Why a new instruction is rejected before the similarity check, or None.
 
     >>> instruction_reason("Draw a map of your town.", 3, 150, blocklist_pattern(["map"]))
-    'unproducible_keyword'
+    'unproducible_output'
     >>> instruction_reason("List two facts about Mars.", 3, 150, None) is None
     True
     """
-    words = text.split()
-    if len(words) <= min_words:
-        return "too_few_words"
-    if len(words) > max_words:
-        return "too_many_words"
-    if blocklist is not None and blocklist.search(text):
-        return "unproducible_keyword"
-    if text[0] in string.punctuation:
-        return "starts_with_punctuation"
+    checks = instruction_checks(pl.col("prompt"), min_words, max_words, blocklist)
+    reason = pl.DataFrame({"prompt": [text]}).select(first_reason(checks)).item()
+    if reason is not None:
+        return reason
     if not text[0].isascii():
         return "starts_with_non_ascii"
     if text.lower().startswith(("write a program", "i ", "sure", "here are", "here is")):

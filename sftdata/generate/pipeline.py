@@ -18,6 +18,9 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+from sftdata.convert.reference import canonical_record
+from sftdata.errors import RecordError
+from sftdata.formats import alpaca
 from sftdata.generate import filters, parse
 from sftdata.generate.backends import BackendError, Completion
 from sftdata.generate.config import GenerateConfig
@@ -239,8 +242,13 @@ class Run:
 
     def _write(self, task: Pending, input_text: str, output: str, is_classification: bool,
                classify: Completion, instances: Completion) -> None:
-        prompt = f"{task.instruction}\n{input_text}" if input_text else task.instruction
-        messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": output}]
+        try:  # the Alpaca rule (instruction + "\n" + input) makes the record, as on read
+            converted = alpaca.to_canonical({"instruction": task.instruction, "input": input_text,
+                                             "output": output})
+        except RecordError as exc:
+            self._reject(exc.reason, "record", {"instruction": task.instruction})
+            return
+        messages = converted["messages"]
         rid = record_id(messages)
         if rid in self.ids:
             self._reject("duplicate_record", "record", {"instruction": task.instruction})
@@ -262,8 +270,7 @@ class Run:
             "rouge_l_floor": self.index.floor,
             "usage": usage,
         }
-        self._out_queue.append({"id": rid, "messages": messages, "tools": None,
-                                "source": SOURCE, "meta": meta})
+        self._out_queue.append(canonical_record({**converted, "meta": meta}, SOURCE))
         self._schedule_flush()
         self.ids.add(rid)
         self.count.accepted += 1

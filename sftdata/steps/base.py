@@ -217,7 +217,9 @@ class GlobalStep(Step):
     an earlier step already dropped: they take no part in this step's decisions.
     """
 
-    def observe(self, batch: pl.DataFrame) -> None:
+    def observe(self, batch: pl.DataFrame, shared: dict | None = None) -> None:
+        """Look at a batch. ``shared`` is one dict the runner gives every global step for
+        the same batch, so they can compute a derived column (a normalised text) once."""
         raise NotImplementedError
 
     def decide(self, alive=None) -> None:
@@ -230,10 +232,22 @@ class GlobalStep(Step):
     def reset(self) -> None:
         """Forget what was observed (a new pass over new data)."""
 
+    def wants_ids(self):
+        """The observed rows (indices) whose ids ``split`` will name; ``give_ids`` gets them."""
+        return []
+
+    def give_ids(self, ids: list[str]) -> None:
+        """The ids of ``wants_ids()``'s rows, in the same order."""
+
+    def dropped(self):
+        """After ``decide``: True for each observed row this step drops (a numpy array)."""
+        raise NotImplementedError
+
     def _split(self, frame: pl.DataFrame, texts: Texts | None):
         self.reset()
-        self.observe(frame)
+        self.observe(frame, {})
         self.decide()
+        self.give_ids(frame["id"].gather(self.wants_ids()).to_list())
         return self.split(frame, 0)
 
     def run(self, frame: pl.DataFrame):

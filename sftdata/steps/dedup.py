@@ -92,18 +92,38 @@ def keep_rank(values: np.ndarray | None, n: int) -> np.ndarray:
     return rank
 
 
-def exact_key(text: pl.Series) -> pl.Series:
-    """NFKC, lower case, punctuation and whitespace folded; null when there is no text.
+def shared_text(batch: pl.DataFrame, fields: str, shared: dict | None) -> pl.Series:
+    """``field_series`` of the batch, computed once for every step given the same
+    ``shared`` dict (the dedup steps of one run share it)."""
+    if shared is None:
+        return field_series(batch, fields)
+    if ("text", fields) not in shared:
+        shared[("text", fields)] = field_series(batch, fields)
+    return shared[("text", fields)]
 
-    Text with no letters or digits at all (emoji, symbols) keys on its whitespace-folded
-    form instead, so distinct emoji-only answers are not all "equal to the empty string".
+
+def shared_tokens(text: pl.Series, fields: str, unit: str, shared: dict | None) -> pl.Series:
+    """``sftdata.text.tokens`` of the text, shared like ``shared_text``."""
+    if shared is None:
+        return tx.tokens(text, unit)
+    if ("tokens", fields, unit) not in shared:
+        shared[("tokens", fields, unit)] = tx.tokens(text, unit)
+    return shared[("tokens", fields, unit)]
+
+
+def exact_key(text: pl.Series, tokens: pl.Series | None = None) -> pl.Series:
+    """The normalised words of a text (``sftdata.text.tokens``: NFKC, lower case, no
+    punctuation or spacing) joined by spaces; null when there is no text.
+
+    Text without a single word (emoji, symbols) keys on its whitespace-folded form
+    instead, so distinct emoji-only answers are not all "equal to the empty string".
     """
-    base = tx.normalise(text)
-    words = base.str.replace_all(r"[^\p{L}\p{N}\p{M}]+", " ").str.strip_chars()
-    raw = base.str.replace_all(r"\s+", " ").str.strip_chars()
-    return pl.select(
-        pl.when(words != "").then(words).when(raw != "").then(raw).otherwise(None)
-    ).to_series()
+    words = (tokens if tokens is not None else tx.tokens(text)).list.join(" ")
+    empty = words == ""
+    if empty.any():
+        raw = tx.normalise(text.filter(empty)).str.replace_all(r"\s+", " ").str.strip_chars()
+        words = words.scatter(empty.arg_true(), raw)
+    return words.replace("", None)
 
 
 class _DedupStep(GlobalStep):
@@ -117,14 +137,14 @@ class _DedupStep(GlobalStep):
         self._dup_of = self._sims = None
         self._target_ids: dict[int, str] = {}
 
-    def observe(self, batch: pl.DataFrame) -> None:
+    def observe(self, batch: pl.DataFrame, shared: dict | None = None) -> None:
         if not hasattr(self, "_parts"):
             self.reset()
-        text = field_series(batch, self.params.fields)
+        text = shared_text(batch, self.params.fields, shared)
         ranks = rank_values(batch, text, self.params.keep, self.params.score_field)
-        self._parts.append((self._observe(text), ranks))
+        self._parts.append((self._observe(text, shared), ranks))
 
-    def _observe(self, text: pl.Series):
+    def _observe(self, text: pl.Series, shared: dict | None):
         raise NotImplementedError
 
     def _gathered(self):
@@ -165,13 +185,6 @@ class _DedupStep(GlobalStep):
         kept, rejected = split_by_reason(batch, reasons, details)
         return kept, rejected, reasons.is_null()
 
-    def _split(self, frame: pl.DataFrame, texts):
-        self.reset()
-        self.observe(frame)
-        self.decide()
-        self.give_ids(frame["id"].gather(self.wants_ids()).to_list())
-        return self.split(frame, 0)
-
 
 class DedupParams(BaseModel):
     """What to compare and which copy to keep (shared by both dedup steps)."""
@@ -191,9 +204,9 @@ class ExactDedup(_DedupStep):
     reason_codes = ("exact_duplicate",)
     Params = DedupParams
 
-    def _observe(self, text: pl.Series):
+    def _observe(self, text: pl.Series, shared: dict | None):
         """A 128-bit hash of each row's key, and whether it has one (10M rows: 170 MB)."""
-        key = exact_key(text)
+        key = exact_key(text, shared_tokens(text, self.params.fields, "word", shared))
         return (key.hash(seed=11).to_numpy(), key.hash(seed=29).to_numpy(), key.is_not_null().to_numpy())
 
     def _count(self, state) -> int:
@@ -244,20 +257,22 @@ class NearDedupParams(DedupParams):
         return _optimal_param(self.threshold, self.num_perm, 0.3, 0.7)
 
 
-def compute_signatures(texts: pl.Series, p: NearDedupParams, chunk: int = 20_000):
-    """(signatures (num_perm, n) uint32, bool mask of rows that had any shingle).
+def compute_signatures(tokens: pl.Series, p: NearDedupParams, chunk: int = 20_000):
+    """(signatures (num_perm, n) uint32, bool mask of rows that had any shingle) of each
+    row's tokens (a List[String] Series, ``sftdata.text.tokens``).
 
     Record chunks run on a thread pool: polars and numpy both release the GIL, so
-    tokenising one chunk overlaps hashing another.
+    hashing one chunk overlaps another.
     """
 
     def one(start: int):
-        tokens, offsets = mh.token_hashes(texts.slice(start, chunk), p.unit)
-        shingles, soff = mh.ngram_hashes(tokens, offsets, p.ngram)
+        tokens_part = tokens.slice(start, chunk)
+        token_hashes, offsets = mh.token_hashes_from_lists(tokens_part)
+        shingles, soff = mh.ngram_hashes(token_hashes, offsets, p.ngram)
         return mh.signatures(shingles, soff, p.num_perm, p.seed, workers=1), np.diff(soff) > 0
 
     with ThreadPoolExecutor(min(4, os.cpu_count() or 1)) as pool:
-        parts = list(pool.map(one, range(0, max(len(texts), 1), chunk)))
+        parts = list(pool.map(one, range(0, max(len(tokens), 1), chunk)))
     return np.concatenate([s for s, _ in parts], axis=1), np.concatenate([h for _, h in parts])
 
 
@@ -334,9 +349,10 @@ class NearDedup(_DedupStep):
     reason_codes = ("near_duplicate",)
     Params = NearDedupParams
 
-    def _observe(self, text: pl.Series):
+    def _observe(self, text: pl.Series, shared: dict | None):
         """Each row's b-bit signature (128 bytes) and whether it had any shingle."""
-        sig, has = compute_signatures(text, self.params)
+        tokens = shared_tokens(text, self.params.fields, self.params.unit, shared)
+        sig, has = compute_signatures(tokens, self.params)
         return mh.quantise(sig), has
 
     def _count(self, state) -> int:

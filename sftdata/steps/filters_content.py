@@ -165,14 +165,22 @@ class SelfInstructFilter(ExprFilter):
 
     def expr(self, texts: Texts) -> pl.Expr:
         p = self.params
-        prompt = text("prompt")
-        words = tx.word_count(prompt)
-        # Opening quotes/brackets and Spanish inverted marks are how instructions start.
-        punct = r"^\s*[\p{P}&&[^\"'“‘«¿¡(\[「『【《]]"
-        return first_reason([
-            (words < p.min_words, "instruction_too_short"),
-            (words > p.max_words, "instruction_too_long"),
-            (prompt.str.contains(punct), "starts_with_punctuation"),
-            (prompt.str.contains(whole_word_pattern(read_terms(p.keywords))), "unproducible_output"),
-        ])
+        pattern = whole_word_pattern(read_terms(p.keywords))
+        return first_reason(instruction_checks(text("prompt"), p.min_words, p.max_words, pattern))
+
+
+# Opening quotes/brackets and Spanish inverted marks are how instructions start.
+LEADING_PUNCTUATION = r"^\s*[\p{P}&&[^\"'“‘«¿¡(\[「『【《]]"
+
+
+def instruction_checks(prompt: pl.Expr, min_words: int, max_words: int,
+                       unproducible: str | None) -> list[tuple[pl.Expr, str]]:
+    """Self-Instruct's instruction heuristics as (condition, reason) pairs: the filter
+    step and the generator (``sftdata.generate.filters``) both run these."""
+    words = tx.word_count(prompt)
+    checks = [(words < min_words, "instruction_too_short"), (words > max_words, "instruction_too_long"),
+              (prompt.str.contains(LEADING_PUNCTUATION), "starts_with_punctuation")]
+    if unproducible:
+        checks.append((prompt.str.contains(unproducible), "unproducible_output"))
+    return checks
 

@@ -170,3 +170,24 @@ def test_a_crashing_section_is_reported_not_fatal(caplog):
     section = _guard(broken)
     assert section == {"available": False, "reason": "failed (IndexError: index 0 is out of bounds)"}
     assert "audit section failed" in caplog.text
+
+
+def test_reasoning_content_is_counted_and_shown(tmp_path):
+    """reasoning_content (and other message keys) read from OpenAI data reach the audit."""
+    import json as _json
+
+    from sftdata.audit import read_inputs, render_html
+
+    path = tmp_path / "r.jsonl"
+    rows = [{"messages": [{"role": "user", "content": "2+2?"},
+                          {"role": "assistant", "content": "4", "reasoning_content": "Two plus two.", "id": "m1"}]},
+            {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}]
+    path.write_text("".join(_json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    read = read_inputs([path])
+    stats = compute_stats(read.frame, inputs=read.inputs, sample_count=2)
+    conv = stats["conversations"]
+    assert (conv["reasoning"]["records"], conv["reasoning"]["share"]) == (1, 0.5)
+    assert conv["message_extra"] == {"records": 1, "names": ["reasoning_content", "id"]}
+    shown = [m.get("reasoning") for s in stats["samples"] for m in s["messages"]]
+    assert "Two plus two." in shown
+    assert "reasoning: Two plus two." in render_html(stats)

@@ -43,7 +43,7 @@ def test_filters_reject_with_reasons_and_similarity_detail(tmp_path):
     items = [
         "Draw a picture of a cat sitting on a mat.",  # blocklisted word
         "Hi there.",  # too few words
-        "(Optional) Summarise the story of any novel you like.",  # starts with punctuation
+        "- Summarise the story of any novel you like.",  # starts with punctuation
         seed.replace(".", "!"),  # near-copy of a seed
         "Describe the life cycle of a monarch butterfly.",
         "Describe the life cycle of a monarch butterfly please.",  # near-copy of the one above
@@ -57,8 +57,8 @@ def test_filters_reject_with_reasons_and_similarity_detail(tmp_path):
 
     summary = generate(config(tmp_path, num=1, max_requests=3), backend=ScriptedBackend(scripted))
     reasons = {r["record"]["instruction"]: r for r in rejects(tmp_path) if r["stage"] == "generate:filter"}
-    assert reasons[items[0]]["reason"] == "unproducible_keyword"
-    assert reasons[items[1]]["reason"] == "too_few_words"
+    assert reasons[items[0]]["reason"] == "unproducible_output"  # the self_instruct filter's codes
+    assert reasons[items[1]]["reason"] == "instruction_too_short"
     assert reasons[items[2]]["reason"] == "starts_with_punctuation"
     assert reasons[items[3]]["reason"] == "too_similar"
     assert reasons[items[3]]["detail"]["most_similar"] == seed

@@ -86,7 +86,7 @@ def test_rerun_reuses_stages_and_a_change_recomputes_from_there(tmp_path):
     assert taken == {"main": 24, "general": 6}
     # The report knows each input's format and, for Alpaca, how many inputs were empty.
     stats = json.loads((run / "stats.json").read_text())
-    assert [(i["source"], i["format"], i["rows_in"], i["empty_input"]) for i in stats["inputs"]] == \
+    assert [(i["source"], i["format"], i["rows_in"], i["facts"]["empty_input"]) for i in stats["inputs"]] == \
         [("domain", "alpaca", 26, 26)]
     assert stats["empty_input"]["share"] == 1.0
     assert {s["source"]: s["format"] for s in stats["sources"]} == {"main": "alpaca", "general": "alpaca"}
