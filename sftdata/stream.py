@@ -6,7 +6,7 @@
 straight to the rejects file (``RejectsWriter``): memory stays bounded by the batch
 size. Steps that must see every row first (``GlobalStep``: dedup) take two passes:
 the first reads, runs the row-local steps before them, lets each global step
-``observe`` the survivors and spills those rows to a temporary Parquet folder; the
+``observe`` the survivors and spills those rows to a temporary folder (Arrow IPC); the
 global steps then ``decide`` in order (each seeing only what the ones before it
 kept), get the ids they name, and the second pass ``split``s the spilled batches and
 runs the steps after them. A list with a row-local step between two global steps is
@@ -129,15 +129,15 @@ def _two_passes(reader: BatchReader, before: list[Step], global_steps: list[Glob
                 start = time.perf_counter()
                 step.observe(kept, shared)
                 seconds[i] += time.perf_counter() - start
-            part = spill / f"{len(parts):06d}.parquet"
-            kept.write_parquet(part)
+            part = spill / f"{len(parts):06d}.arrow"
+            kept.write_ipc(part, compression="uncompressed")  # read back once: no compression
             parts.append(part)
         alive = None
         for i, step in enumerate(global_steps):
             start = time.perf_counter()
             step.decide(alive)
             wanted = step.wants_ids()
-            ids = (pl.scan_parquet(parts).select("id").collect()["id"].gather(wanted).to_list()
+            ids = (pl.scan_ipc(parts).select("id").collect()["id"].gather(wanted).to_list()
                    if parts and len(wanted) else [])
             step.give_ids(ids)
             dropped = step.dropped()
@@ -145,7 +145,7 @@ def _two_passes(reader: BatchReader, before: list[Step], global_steps: list[Glob
             seconds[i] += time.perf_counter() - start
         offset, first_after = 0, len(before) + len(global_steps)
         for n, part in enumerate(parts):  # pass 2: split each spilled batch, run the steps after
-            frame = pl.read_parquet(part)
+            frame = pl.read_ipc(part)
             keep = np.ones(frame.height, dtype=bool)
             for i, step in enumerate(global_steps):
                 start, rows_in = time.perf_counter(), int(keep.sum())

@@ -33,8 +33,13 @@ _LETTERS = rf"[\p{{L}}\p{{N}}\p{{M}}_&&[^{NO_SPACE_SCRIPTS}]]"
 SPACED_WORD = rf"{_LETTERS}+(?:['’]{_LETTERS}+)*"
 EMOJI = r"\p{Extended_Pictographic}"
 WORD_PATTERN = rf"{NO_SPACE_CHAR}|{SPACED_WORD}|{EMOJI}"
-# The tokens dedup and decontamination hash: words without emoji, of normalised text.
-TOKEN_PATTERN = rf"{NO_SPACE_CHAR}|{SPACED_WORD}"
+# The tokens dedup and decontamination hash (of normalised text): runs of letters,
+# digits, marks and underscores (an apostrophe splits them) or one no-space-script
+# character; no emoji, no punctuation. In ASCII text: runs of [a-z0-9_].
+TOKEN_RUN = rf"{_LETTERS}+"
+TOKEN_PATTERN = rf"{NO_SPACE_CHAR}|{TOKEN_RUN}"
+# ASCII characters that separate tokens (everything but letters, digits and "_").
+ASCII_SEPARATORS = [chr(c) for c in range(128) if not (chr(c).isalnum() or chr(c) == "_")]
 
 # Every character Python's str.isspace() accepts lies in the BMP (Unicode 15).
 PY_WHITESPACE = "".join(chr(c) for c in range(0x10000) if chr(c).isspace())
@@ -118,13 +123,26 @@ def tokens(texts: pl.Series, unit: str = "word") -> pl.Series:
     # about 30% faster); only the others need the per-character alternative.
     cjk = norm.str.contains(NO_SPACE_CHAR)
     if not cjk.any():
-        return norm.str.extract_all(SPACED_WORD).fill_null([])
+        return norm.str.extract_all(TOKEN_RUN).fill_null([])
     if cjk.all():
         return norm.str.extract_all(TOKEN_PATTERN).fill_null([])
     other, wide = (~cjk).arg_true(), cjk.arg_true()
-    lists = pl.concat([norm.gather(other).str.extract_all(SPACED_WORD),
+    lists = pl.concat([norm.gather(other).str.extract_all(TOKEN_RUN),
                        norm.gather(wide).str.extract_all(TOKEN_PATTERN)]).fill_null([])
     return lists.gather(pl.concat([other, wide]).arg_sort())
+
+
+def is_ascii(texts: pl.Series) -> pl.Series:
+    """True for texts of ASCII characters only (null: True)."""
+    return ~texts.str.contains(r"[^\x00-\x7F]").fill_null(False)
+
+
+def ascii_token_lists(texts: pl.Series) -> pl.Series:
+    """``tokens`` of ASCII texts, without a regex: lower case, separators to spaces, a
+    literal split (several times faster; empty strings are left in the lists)."""
+    spaced = texts.fill_null("").str.to_lowercase().str.replace_many(
+        ASCII_SEPARATORS, [" "] * len(ASCII_SEPARATORS))
+    return spaced.str.split(" ")
 
 
 def mostly_no_space_script(texts: pl.Series, share: float = 0.3) -> pl.Series:

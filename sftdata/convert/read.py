@@ -13,6 +13,7 @@ reject comes from the reference path, so both ways give the same rows and reject
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -166,6 +167,11 @@ class BatchReader:
 
     # -- batches ---------------------------------------------------------------------
     def __iter__(self) -> Iterator[Batch]:
+        """The batches in file order. The next batch is read on a worker thread while the
+        caller works on this one (polars releases the GIL), so reading overlaps the steps."""
+        yield from _ahead(self._batches())
+
+    def _batches(self) -> Iterator[Batch]:
         try:
             if self.kind == ".jsonl":
                 yield from self._jsonl_batches()
@@ -289,6 +295,18 @@ class BatchReader:
             frame = (frame.sort(ROW) if len(parts) > 1 else frame).drop(ROW)
         batch_facts = facts(self.format, raw_facts) if fact_field else {}
         return Batch(frame, rejects, rows_in, batch_facts)
+
+
+def _ahead(items: Iterator[Batch]) -> Iterator[Batch]:
+    """``items``, produced one ahead on a worker thread (errors are raised in order)."""
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(next, items, None)
+        while True:
+            item = pending.result()
+            if item is None:
+                return
+            pending = pool.submit(next, items, None)
+            yield item
 
 
 def read_batches(path: str | os.PathLike, fmt: str | None = None, source: str | None = None,

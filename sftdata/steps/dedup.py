@@ -102,28 +102,34 @@ def shared_text(batch: pl.DataFrame, fields: str, shared: dict | None) -> pl.Ser
     return shared[("text", fields)]
 
 
-def shared_tokens(text: pl.Series, fields: str, unit: str, shared: dict | None) -> pl.Series:
-    """``sftdata.text.tokens`` of the text, shared like ``shared_text``."""
+def shared_tokens(text: pl.Series, fields: str, unit: str, shared: dict | None):
+    """(token hashes, offsets) of the text (``minhash.token_hashes``), shared like
+    ``shared_text``."""
     if shared is None:
-        return tx.tokens(text, unit)
+        return mh.token_hashes(text, unit)
     if ("tokens", fields, unit) not in shared:
-        shared[("tokens", fields, unit)] = tx.tokens(text, unit)
+        shared[("tokens", fields, unit)] = mh.token_hashes(text, unit)
     return shared[("tokens", fields, unit)]
 
 
-def exact_key(text: pl.Series, tokens: pl.Series | None = None) -> pl.Series:
-    """The normalised words of a text (``sftdata.text.tokens``: NFKC, lower case, no
-    punctuation or spacing) joined by spaces; null when there is no text.
+def exact_keys(text: pl.Series, tokens=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A 128-bit key per row (two uint64 arrays) and whether it has one: the sequence of
+    its normalised words (``sftdata.text`` tokens: NFKC, lower case, no punctuation or
+    spacing), so two texts that differ only in those are equal.
 
     Text without a single word (emoji, symbols) keys on its whitespace-folded form
-    instead, so distinct emoji-only answers are not all "equal to the empty string".
+    instead, so distinct emoji-only answers are not all "equal to the empty string";
+    empty text has no key.
     """
-    words = (tokens if tokens is not None else tx.tokens(text)).list.join(" ")
-    empty = words == ""
-    if empty.any():
-        raw = tx.normalise(text.filter(empty)).str.replace_all(r"\s+", " ").str.strip_chars()
-        words = words.scatter(empty.arg_true(), raw)
-    return words.replace("", None)
+    hashes, offsets = tokens if tokens is not None else mh.token_hashes(text)
+    k1, k2 = mh.sequence_keys(hashes, offsets)
+    has = np.diff(offsets) > 0
+    if not has.all():
+        rows = np.flatnonzero(~has)
+        raw = tx.normalise(text.gather(rows)).str.replace_all(r"\s+", " ").str.strip_chars()
+        k1[rows], k2[rows] = raw.hash(seed=11).to_numpy(), raw.hash(seed=29).to_numpy()
+        has[rows] = (raw != "").to_numpy()
+    return k1, k2, has
 
 
 class _DedupStep(GlobalStep):
@@ -147,19 +153,16 @@ class _DedupStep(GlobalStep):
     def _observe(self, text: pl.Series, shared: dict | None):
         raise NotImplementedError
 
-    def _gathered(self):
-        states = [state for state, _ in self._parts]
-        ranks = [r for _, r in self._parts]
-        rank_all = None if any(r is None for r in ranks) else np.concatenate(ranks) if ranks else None
-        return states, rank_all
-
     def decide(self, alive: np.ndarray | None = None) -> None:
-        states, values = self._gathered()
+        parts, self._parts = self._parts, []  # handed over: _decide frees them as it goes
+        states = [state for state, _ in parts]
+        ranks = [r for _, r in parts]
+        del parts
+        values = None if any(r is None for r in ranks) else (np.concatenate(ranks) if ranks else None)
         n = sum(self._count(s) for s in states)
         rank = keep_rank(values, n)
         alive = np.ones(n, dtype=bool) if alive is None else alive
         self._dup_of, self._sims = self._decide(states, rank, alive)
-        self._parts = []  # the signatures are no longer needed
 
     def _count(self, state) -> int:
         raise NotImplementedError
@@ -206,8 +209,7 @@ class ExactDedup(_DedupStep):
 
     def _observe(self, text: pl.Series, shared: dict | None):
         """A 128-bit hash of each row's key, and whether it has one (10M rows: 170 MB)."""
-        key = exact_key(text, shared_tokens(text, self.params.fields, "word", shared))
-        return (key.hash(seed=11).to_numpy(), key.hash(seed=29).to_numpy(), key.is_not_null().to_numpy())
+        return exact_keys(text, shared_tokens(text, self.params.fields, "word", shared))
 
     def _count(self, state) -> int:
         return len(state[0])
@@ -257,22 +259,22 @@ class NearDedupParams(DedupParams):
         return _optimal_param(self.threshold, self.num_perm, 0.3, 0.7)
 
 
-def compute_signatures(tokens: pl.Series, p: NearDedupParams, chunk: int = 20_000):
+def compute_signatures(hashes: np.ndarray, offsets: np.ndarray, p: NearDedupParams, chunk: int = 20_000):
     """(signatures (num_perm, n) uint32, bool mask of rows that had any shingle) of each
-    row's tokens (a List[String] Series, ``sftdata.text.tokens``).
+    row's tokens (their hashes and offsets, ``minhash.token_hashes``).
 
-    Record chunks run on a thread pool: polars and numpy both release the GIL, so
-    hashing one chunk overlaps another.
+    Record chunks run on a thread pool (numpy releases the GIL).
     """
+    n = len(offsets) - 1
 
     def one(start: int):
-        tokens_part = tokens.slice(start, chunk)
-        token_hashes, offsets = mh.token_hashes_from_lists(tokens_part)
-        shingles, soff = mh.ngram_hashes(token_hashes, offsets, p.ngram)
+        stop = min(start + chunk, n)
+        lo, hi = offsets[start], offsets[stop]
+        shingles, soff = mh.ngram_hashes(hashes[lo:hi], offsets[start:stop + 1] - lo, p.ngram)
         return mh.signatures(shingles, soff, p.num_perm, p.seed, workers=1), np.diff(soff) > 0
 
     with ThreadPoolExecutor(min(4, os.cpu_count() or 1)) as pool:
-        parts = list(pool.map(one, range(0, max(len(tokens), 1), chunk)))
+        parts = list(pool.map(one, range(0, max(n, 1), chunk)))
     return np.concatenate([s for s, _ in parts], axis=1), np.concatenate([h for _, h in parts])
 
 
@@ -306,6 +308,22 @@ def greedy_select(n: int, pairs: np.ndarray, sims: np.ndarray, rank: np.ndarray)
         else:
             dup_of[v], dup_sim[v] = best, best_sim
     return dup_of, dup_sim
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    """The parts stacked into one array, each part dropped once copied, so the peak is
+    the whole plus one part rather than twice the whole (10M signatures: 1.3 GB)."""
+    if len(parts) == 1:
+        return parts.pop()
+    out = np.empty((sum(len(p) for p in parts), *parts[0].shape[1:]), dtype=parts[0].dtype)
+    start = 0
+    parts.reverse()
+    while parts:
+        part = parts.pop()
+        out[start:start + len(part)] = part
+        start += len(part)
+        del part
+    return out
 
 
 def near_duplicates(sig8: np.ndarray, has: np.ndarray, rank: np.ndarray, p: NearDedupParams):
@@ -351,8 +369,8 @@ class NearDedup(_DedupStep):
 
     def _observe(self, text: pl.Series, shared: dict | None):
         """Each row's b-bit signature (128 bytes) and whether it had any shingle."""
-        tokens = shared_tokens(text, self.params.fields, self.params.unit, shared)
-        sig, has = compute_signatures(tokens, self.params)
+        hashes, offsets = shared_tokens(text, self.params.fields, self.params.unit, shared)
+        sig, has = compute_signatures(hashes, offsets, self.params)
         return mh.quantise(sig), has
 
     def _count(self, state) -> int:
@@ -361,6 +379,7 @@ class NearDedup(_DedupStep):
     def _decide(self, states, rank: np.ndarray, alive: np.ndarray):
         if not states:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
-        sig8 = np.concatenate([s[0] for s in states]) if len(states) > 1 else states[0][0]
         has = np.concatenate([s[1] for s in states]) & alive
+        sig8 = _joined([s[0] for s in states])
+        states.clear()
         return near_duplicates(sig8, has, rank, self.params)

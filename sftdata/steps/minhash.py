@@ -49,18 +49,61 @@ def splitmix(h: np.ndarray) -> np.ndarray:
 
 
 def token_hashes(texts: pl.Series, unit: str = "word") -> tuple[np.ndarray, np.ndarray]:
-    """(uint64 hash of every token of every text, int64 offsets of length len(texts)+1)."""
-    return token_hashes_from_lists(tx.tokens(texts, unit))
+    """(uint64 hash of every token of every text, int64 offsets of length len(texts)+1),
+    tokens as ``sftdata.text.tokens`` makes them. ASCII rows take the literal-split path
+    (``ascii_token_lists``: the same tokens, several times faster than the regex)."""
+    if unit != "word":
+        return token_hashes_from_lists(tx.tokens(texts, unit))
+    ascii_rows = tx.is_ascii(texts)
+    if ascii_rows.all():
+        return token_hashes_from_lists(tx.ascii_token_lists(texts))
+    if not ascii_rows.any():
+        return token_hashes_from_lists(tx.tokens(texts))
+    simple, wide = ascii_rows.arg_true(), (~ascii_rows).arg_true()
+    parts = [token_hashes_from_lists(tx.ascii_token_lists(texts.gather(simple))),
+             token_hashes_from_lists(tx.tokens(texts.gather(wide)))]
+    return _interleave(parts, [simple.to_numpy(), wide.to_numpy()], len(texts))
+
+
+def _interleave(parts, rows, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Flat (hashes, offsets) of row subsets put back in row order."""
+    lengths = np.zeros(n, dtype=np.int64)
+    for (_, off), idx in zip(parts, rows):
+        lengths[idx] = np.diff(off)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    out = np.empty(offsets[-1], dtype=np.uint64)
+    for (hashes, off), idx in zip(parts, rows):
+        per = np.diff(off)
+        target = np.repeat(offsets[idx], per) + (np.arange(len(hashes)) - np.repeat(off[:-1], per))
+        out[target] = hashes
+    return out, offsets
 
 
 def token_hashes_from_lists(lists: pl.Series) -> tuple[np.ndarray, np.ndarray]:
-    """``token_hashes`` for a List[String] Series of tokens."""
-    lengths = lists.list.len().fill_null(0).to_numpy().astype(np.int64)
-    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    flat = lists.explode().drop_nulls()
-    hashes = flat.hash(seed=7).to_numpy().astype(np.uint64, copy=False)
+    """``token_hashes`` for a List[String] Series of tokens (empty strings are not tokens)."""
+    flat = (lists.rename("t").to_frame().with_row_index("r").explode("t")
+            .filter(pl.col("t").str.len_bytes() > 0))
+    offsets = np.zeros(len(lists) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(flat["r"].to_numpy(), minlength=len(lists)), out=offsets[1:])
+    hashes = flat["t"].hash(seed=7).to_numpy().astype(np.uint64, copy=False)
     return hashes, offsets
+
+
+def sequence_keys(hashes: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two independent 64-bit keys per row of its token sequence (order counts): equal
+    token sequences give equal keys. Rows without tokens get (0, 0)."""
+    lengths = np.diff(offsets)
+    n = len(lengths)
+    k1, k2 = np.zeros(n, dtype=np.uint64), np.zeros(n, dtype=np.uint64)
+    if not len(hashes):
+        return k1, k2
+    position = (np.arange(len(hashes)) - np.repeat(offsets[:-1], lengths)).astype(np.uint64)
+    has = np.flatnonzero(lengths > 0)
+    starts = offsets[:-1][has]
+    k1[has] = np.add.reduceat(splitmix(hashes ^ (position * _MIX1 + _M1)), starts)
+    k2[has] = np.add.reduceat(splitmix(hashes * _M1 + position * _MIX2 + np.uint64(1)), starts)
+    return splitmix(k1 ^ lengths.astype(np.uint64)), splitmix(k2 + lengths.astype(np.uint64))
 
 
 def ngram_hashes(
