@@ -1,8 +1,8 @@
-"""The vectorised Alpaca -> ShareGPT/OpenAI path gives exactly what the per-record path gives.
+"""The direct Alpaca -> ShareGPT/OpenAI route gives exactly what the per-record path gives.
 
-Every test converts the same JSONL file both ways (``read_canonical`` + ``write_records``
-against ``sftdata.formats.fast``) and compares the parsed output lines, the counts and the
-rejects (reason codes and line numbers), on clean, messy and real-world data.
+Every test converts the same JSONL file both ways (the reference reader and writer
+against ``sftdata.convert.fast``) and compares the parsed output lines, the counts and
+the rejects (reason codes and line numbers), on clean, messy and real-world data.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sftdata.convert import convert_file, read_canonical, write_records
+from sftdata.convert import convert_file, records_to_rows, reference_read
+from sftdata.io import write_rows
+from sftdata.records import records_from_frame
 from sftdata.convert.fast import plan as fast, run as fast_run, sized as fast_sized
 from tests.formats.strategies import alpaca_rows
 
@@ -29,9 +31,10 @@ def read_lines(path: Path) -> list[str]:
 
 
 def per_record(path: Path, to: str, out: Path):
-    result = read_canonical(path)
-    rejects = result.rejects + write_records(result.frame, out, to)
-    return result.rows_in, read_lines(out), rejects
+    result = reference_read(path)
+    rows, write_rejects = records_to_rows(records_from_frame(result.frame), to)
+    write_rows(out, rows)
+    return result.rows_in, read_lines(out), result.rejects + write_rejects
 
 
 def vectorised(path: Path, to: str, out: Path, block_bytes: int = fast_run.BLOCK_BYTES):
