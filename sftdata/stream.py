@@ -27,7 +27,7 @@ import numpy as np
 import polars as pl
 
 from sftdata.convert import BatchReader, RecordWriter
-from sftdata.convert.write import RejectsWriter
+from sftdata.convert.rejectfile import RejectsWriter
 from sftdata.steps.base import GlobalStep, Step, StepReport, run_chain
 
 

@@ -9,7 +9,7 @@ import random
 import pytest
 
 from sftdata.convert import read_canonical
-from sftdata.io import read_rows
+from sftdata.rawrows import read_rows
 from sftdata.steps.base import run_chain
 from sftdata.steps.registry import build_step
 from sftdata.stream import run_file

@@ -10,7 +10,7 @@ import typer
 from sftdata.cli.app import app
 from sftdata.cli.common import console, exit_for_strict, print_summary, progress
 from sftdata.convert import convert_file, read_batches
-from sftdata.convert.write import RejectsWriter
+from sftdata.convert.rejectfile import RejectsWriter
 from sftdata.formats import FORMAT_NAMES, check_format
 from sftdata.io import extension, location_kind
 from sftdata.rejects import default_rejects_path

@@ -28,12 +28,11 @@ from sftdata.convert.table import table_columns
 from sftdata.errors import UserError
 from sftdata.formats import FACT_FIELDS, check_format, detect_format, facts
 from sftdata.jsonvalues import jsonable_frame
-from sftdata.io import (
+from sftdata.io import check_readable, extension
+from sftdata.rawrows import (
     RawRow,
-    _json_rows,
-    check_readable,
+    json_rows,
     decode_line,
-    extension,
     line_blocks,
     parquet_info,
     read_rows,
@@ -125,7 +124,7 @@ class BatchReader:
         self.progress, self.vectorised = progress, vectorised
         self.batch_bytes, self.batch_rows = batch_bytes, batch_rows
         self.info = parquet_info(self.path) if self.kind == ".parquet" else {}
-        self._json_rows: list[RawRow] | None = None
+        self.json_rows: list[RawRow] | None = None
         head, any_rows = self._head()
         self.format = check_format(fmt) if fmt else (detect_format(head) if any_rows else "canonical")
         self.shape = row_shape(self.format, head)
@@ -150,9 +149,9 @@ class BatchReader:
                                 if len(good) >= HEAD_ROWS:
                                     break
             elif self.kind == ".json":
-                self._json_rows = list(_json_rows(self.path, self.path.read_bytes()))
-                seen = bool(self._json_rows)
-                good = [r.data for r in self._json_rows if r.data is not None][:HEAD_ROWS]
+                self.json_rows = list(json_rows(self.path, self.path.read_bytes()))
+                seen = bool(self.json_rows)
+                good = [r.data for r in self.json_rows if r.data is not None][:HEAD_ROWS]
             else:
                 frame = read_table(self.path).head(HEAD_ROWS).collect()
                 seen = frame.height > 0
@@ -211,7 +210,7 @@ class BatchReader:
             first += count
 
     def _json_batches(self) -> Iterator[Batch]:
-        rows = self._json_rows or []
+        rows = self.json_rows or []
         import json
 
         for start in range(0, len(rows), self.batch_rows):
@@ -337,7 +336,7 @@ def read_canonical(
 
 
 def reference_read(path: str | os.PathLike, fmt: str | None = None, source: str | None = None) -> ReadResult:
-    """The whole file through the reference reader (``sftdata.io.read_rows``) and the
+    """The whole file through the reference reader (``sftdata.rawrows.read_rows``) and the
     reference converter: what ``read_canonical`` must equal."""
     from sftdata.convert.reference import rows_to_records
 

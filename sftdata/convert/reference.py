@@ -12,7 +12,7 @@ from typing import Callable
 
 from sftdata.errors import RecordError
 from sftdata.formats import FORMATS, check_format
-from sftdata.io import RawRow
+from sftdata.rawrows import RawRow
 from sftdata.records import record_id
 from sftdata.rejects import make_reject
 

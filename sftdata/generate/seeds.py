@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sftdata.errors import RecordError, UserError
 from sftdata.formats import FORMATS, detect_format
-from sftdata.io import read_rows
+from sftdata.rawrows import read_rows
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from sftdata.convert import read_canonical, reference_read, write_records
 from sftdata.convert.reference import records_to_rows
-from sftdata.io import dumps, read_rows
+from sftdata.io import dumps
+from sftdata.rawrows import read_rows
 from sftdata.records import records_from_frame
 
 

@@ -15,7 +15,7 @@ import polars as pl
 import pytest
 
 from sftdata.convert import convert_file, read_canonical, write_records
-from sftdata.io import read_rows
+from sftdata.rawrows import read_rows
 from sftdata.records import records_from_frame
 from tests.convert.helpers import assert_reads_agree, assert_writes_agree, jsonl
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sftdata.convert import read_canonical
-from sftdata.io import read_rows
+from sftdata.rawrows import read_rows
 from tests.convert.helpers import assert_reads_agree
 
 GOOD = '{"instruction": "Say hi", "input": "", "output": "hi"}'

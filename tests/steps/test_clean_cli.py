@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from sftdata.io import read_rows
+from sftdata.rawrows import read_rows
 
 
 def rows(path):

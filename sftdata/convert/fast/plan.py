@@ -41,7 +41,8 @@ import polars as pl
 from sftdata.convert.reference import records_to_rows, rows_to_records
 from sftdata.errors import UserError
 from sftdata.formats import alpaca, check_format, detect_format
-from sftdata.io import BOM, RawRow, decode_line, dumps, extension
+from sftdata.io import dumps, extension
+from sftdata.rawrows import BOM, RawRow, decode_line
 from sftdata.records import HINTS_KEY, frame_from_records, records_from_frame
 
 TARGETS = ("sharegpt", "openai")

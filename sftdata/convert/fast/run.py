@@ -28,7 +28,8 @@ import polars as pl
 
 from sftdata.convert.fast import plan as fast
 from sftdata.convert.fast import sized as fast_sized
-from sftdata.io import atomic_path, decode_line, line_blocks
+from sftdata.io import atomic_path
+from sftdata.rawrows import decode_line, line_blocks
 
 BLOCK_BYTES = 16 << 20  # small enough for the allocator to reuse memory between blocks
 PROBE_BYTES = 1 << 20  # the first lines, enough to tell a compactly written file
