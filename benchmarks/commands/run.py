@@ -249,8 +249,9 @@ def main() -> None:
                 line += f"  recall {entry['recall']:.3f}"
                 if not args.skip_baselines:
                     n = min(args.baseline_n, args.records)
-                    base = baseline("rensa", src, n, args.runs)
-                    small = run_command("dedup", slice_file(src, n), args.work, args.runs)
+                    first = slice_file(src, n)
+                    base = baseline("rensa", first, n, args.runs)
+                    small = run_command("dedup", first, args.work, args.runs)
                     small_drop = dropped_rows(small["out"].with_name(small["out"].stem + ".rejects.jsonl"))
                     base_rate = n / base["seconds"]
                     entry["rensa"] = {"records": n, "seconds": base["seconds"], "rate": base_rate,
