@@ -16,8 +16,9 @@ from sftdata.cli.common import console, exit_for_strict, print_summary
 from sftdata.errors import UserError
 from sftdata.formats import FORMAT_NAMES, check_format
 from sftdata.io import atomic_path, extension
-from sftdata.rejects import count_reasons, default_rejects_path, write_rejects
-from sftdata.steps.mix_recipe import MixParams, MixSourceSpec, run_mix
+from sftdata.convert import RejectsWriter
+from sftdata.rejects import default_rejects_path
+from sftdata.steps.mix_recipe import MixParams, MixSourceSpec, stream_mix
 
 _NAME = re.compile(r"^[\w.-]+$")
 
@@ -120,13 +121,9 @@ def mix(
         sources=specs, total=total, temperature=temperature, seed=seed,
         replacement="never" if no_replacement else "always" if with_replacement else "auto",
     )
-    result = run_mix(params)
-    from sftdata.convert import write_records
-
-    write_rejected = write_records(result.frame, output, to)
-    all_rejects = result.rejects + write_rejected
     rejects_path = rejects or default_rejects_path(output)
-    write_rejects(rejects_path, all_rejects)
+    with RejectsWriter(rejects_path) as rejected:  # bounded memory: sources are spilled, not held
+        result = stream_mix(params, output, to, rejected)
     print_mix_table(result.report)
     notes = [f"output:  {output}", f"rejects: {rejects_path}"]
     if report:
@@ -135,6 +132,6 @@ def mix(
         notes.append(f"report:  {report}")
     print_summary(
         f"mix -> {output.name}",
-        result.rows_in, result.frame.height - len(write_rejected), count_reasons(all_rejects), notes,
+        result.rows_in, result.rows_out, dict(sorted(rejected.counts.items(), key=lambda kv: -kv[1])), notes,
     )
-    exit_for_strict(strict, len(all_rejects))
+    exit_for_strict(strict, rejected.total)

@@ -195,16 +195,28 @@ def _source_rng(seed: int, name: str) -> np.random.Generator:
     return np.random.default_rng([seed % 2**63, zlib.crc32(name.encode("utf-8"))])
 
 
-def mix_sources(
+@dataclass
+class MixPlan:
+    """What a mix takes, worked out from the sources' sizes alone: the row indices drawn
+    from each source (None: none), and the output order over their concatenation."""
+
+    draws: list[np.ndarray | None]
+    order: np.ndarray
+    report: MixReport
+
+
+def plan_mix(
     sources: list[MixSource],
+    sizes: list[int],
     total: int | None = None,
     ratios: dict[str, float] | None = None,
     temperature: float | None = None,
     caps: dict[str, int] | None = None,
     seed: int = 0,
     replacement: Replacement = "auto",
-) -> tuple[pl.DataFrame, MixReport]:
-    """Mix ``sources`` into one shuffled canonical frame (see the module docstring)."""
+) -> MixPlan:
+    """The draws and the shuffle of a mix of sources of ``sizes`` records (see the module
+    docstring); no record is touched, so the sources can be files read later."""
     start = time.perf_counter()
     if not sources:
         raise UserError("nothing to mix: give at least one source")
@@ -224,7 +236,6 @@ def mix_sources(
         raise UserError(f"replacement must be auto, never or always, got {replacement!r}")
     if total is not None and total < 0:
         raise UserError(f"total must be >= 0, got {total}")
-    sizes = [s.frame.height for s in sources]
     cap_of = [caps.get(n, math.inf) for n in names]
     capped_sizes = [min(size, cap) for size, cap in zip(sizes, cap_of)]
     mode, shares = _shares(sources, ratios, temperature, capped_sizes)
@@ -244,7 +255,7 @@ def mix_sources(
         if sum(counts) < total:
             notes.append(f"caps allow only {sum(counts):,} of the {total:,} records asked for")
 
-    rows, reports = [], []
+    draws, reports = [], []
     out_total = sum(counts)
     for source, size, count, share, cap in zip(sources, sizes, counts, shares, cap_of):
         if count > size and (size == 0 or replacement == "never"):
@@ -255,9 +266,7 @@ def mix_sources(
             )
         idx = _draw(_source_rng(seed, source.name), size, count, replacement) if count else None
         unique = len(np.unique(idx)) if idx is not None else 0
-        if idx is not None:
-            frame = source.frame.select(FRAME_SCHEMA.names())[idx]
-            rows.append(frame.with_columns(pl.lit(source.name, dtype=pl.String).alias("source")))
+        draws.append(idx)
         if count > unique:
             notes.append(f"{source.name}: upsampled, {count:,} taken from {size:,} records "
                          f"({count - unique:,} repeats)")
@@ -269,12 +278,32 @@ def mix_sources(
             target_fraction=round(share / sum(shares), 6) if sum(shares) else 0.0,
             fraction=round(count / out_total, 6) if out_total else 0.0,
         ))
-    mixed = pl.concat(rows, how="vertical", rechunk=True) if rows else pl.DataFrame(schema=FRAME_SCHEMA)
-    order = np.random.default_rng([seed % 2**63, 0x5EED]).permutation(mixed.height)
-    mixed = mixed[order] if mixed.height else mixed
+    order = np.random.default_rng([seed % 2**63, 0x5EED]).permutation(out_total)
     report = MixReport(
-        total=mixed.height, seed=seed, mode=mode, replacement=replacement,
+        total=out_total, seed=seed, mode=mode, replacement=replacement,
         temperature=temperature, sources=reports, notes=notes,
         seconds=round(time.perf_counter() - start, 4),
     )
+    return MixPlan(draws, order, report)
+
+
+def mix_sources(
+    sources: list[MixSource],
+    total: int | None = None,
+    ratios: dict[str, float] | None = None,
+    temperature: float | None = None,
+    caps: dict[str, int] | None = None,
+    seed: int = 0,
+    replacement: Replacement = "auto",
+) -> tuple[pl.DataFrame, MixReport]:
+    """Mix ``sources`` into one shuffled canonical frame (see the module docstring)."""
+    start = time.perf_counter()
+    plan = plan_mix(sources, [s.frame.height for s in sources], total, ratios, temperature, caps,
+                    seed, replacement)
+    rows = [source.frame.select(FRAME_SCHEMA.names())[idx]
+            .with_columns(pl.lit(source.name, dtype=pl.String).alias("source"))
+            for source, idx in zip(sources, plan.draws) if idx is not None]
+    mixed = pl.concat(rows, how="vertical", rechunk=True) if rows else pl.DataFrame(schema=FRAME_SCHEMA)
+    mixed = mixed[plan.order] if mixed.height else mixed
+    report = plan.report.model_copy(update={"seconds": round(time.perf_counter() - start, 4)})
     return mixed, report

@@ -95,3 +95,104 @@ def run_mix(params: MixParams, base_dir: str | os.PathLike = ".",
         caps=caps or None, seed=params.seed, replacement=params.replacement,
     )
     return MixResult(frame, report, rejects, rows_in, formats)
+
+
+BUCKET_ROWS = 100_000  # output rows gathered and written at a time
+BUFFERED_ROWS = 100_000  # drawn rows held before they are spilled to their buckets
+
+
+@dataclass
+class StreamedMix:
+    report: MixReport
+    rows_in: int
+    rows_out: int
+    formats: dict[str, str]
+
+
+def stream_mix(params: MixParams, output: str | os.PathLike, to: str, rejected,
+               base_dir: str | os.PathLike = ".") -> StreamedMix:
+    """``run_mix`` for file sources, file to file, in bounded memory.
+
+    Each source is read batch by batch (its read rejects go to ``rejected``, a
+    ``RejectsWriter``) and spilled to Arrow IPC; the mix is planned from the sizes alone
+    (``plan_mix``: the same draws and order as ``mix_sources``); each drawn row is then
+    sent to the bucket of its output position, and the buckets are sorted and written
+    in order. At most one spilled batch, the rows being bucketed and one bucket are in
+    memory at a time.
+    """
+    import shutil
+    import tempfile
+
+    import numpy as np
+
+    from sftdata.convert import BatchReader, RecordWriter
+    from sftdata.records import FRAME_SCHEMA
+    from sftdata.steps.mix import plan_mix
+
+    if any(spec.path is None for spec in params.sources):
+        raise UserError("a streamed mix reads files: every source needs a path")
+    output = Path(output)
+    spill = Path(tempfile.mkdtemp(prefix=".sftdata-mix.", dir=output.parent if output.parent.exists() else None))
+    try:
+        sources, parts, sizes, rows_in, formats = [], [], [], 0, {}
+        for k, spec in enumerate(params.sources):
+            name = spec.source_name()
+            reader = BatchReader(Path(base_dir) / spec.path, spec.format, source=name)
+            source_parts, size = [], 0
+            for i, batch in enumerate(reader):
+                rejected.add(batch.rejects)
+                path = spill / f"s{k}-{i:06d}.arrow"
+                batch.frame.select(FRAME_SCHEMA.names()).with_columns(
+                    pl.lit(name, dtype=pl.String).alias("source")).write_ipc(path, compression="uncompressed")
+                source_parts.append((path, size, batch.frame.height))
+                size += batch.frame.height
+            sources.append(MixSource(name, pl.DataFrame(), spec.weight))
+            parts.append(source_parts)
+            sizes.append(size)
+            rows_in += reader.rows_in
+            formats[name] = reader.format
+        ratios = {s.source_name(): s.ratio for s in params.sources if s.ratio is not None}
+        caps = {s.source_name(): s.cap for s in params.sources if s.cap is not None}
+        plan = plan_mix(sources, sizes, params.total, ratios or None, params.temperature, caps or None,
+                        params.seed, params.replacement)
+        position = np.empty_like(plan.order)
+        position[plan.order] = np.arange(len(plan.order))  # where each concatenated row goes
+        buckets: dict[int, list[Path]] = {}
+        buffer: dict[int, list[pl.DataFrame]] = {}
+        buffered, offset = 0, 0
+
+        def flush() -> None:
+            nonlocal buffered
+            for b, frames in buffer.items():
+                path = spill / f"b{b:06d}-{len(buckets.get(b, [])):06d}.arrow"
+                pl.concat(frames).write_ipc(path, compression="uncompressed")
+                buckets.setdefault(b, []).append(path)
+            buffer.clear()
+            buffered = 0
+
+        for draws, source_parts in zip(plan.draws, parts):
+            if draws is None:
+                continue
+            where = position[offset:offset + len(draws)]
+            offset += len(draws)
+            by_row = np.argsort(draws, kind="stable")
+            rows, where = draws[by_row], where[by_row]
+            for path, first, height in source_parts:
+                lo, hi = np.searchsorted(rows, [first, first + height])
+                if lo == hi:
+                    continue
+                taken = pl.read_ipc(path)[rows[lo:hi] - first].with_columns(pl.Series("_pos", where[lo:hi]))
+                for (b,), group in taken.with_columns((pl.col("_pos") // BUCKET_ROWS).alias("_b")) \
+                        .partition_by("_b", as_dict=True, include_key=False).items():
+                    buffer.setdefault(b, []).append(group)
+                buffered += hi - lo
+                if buffered >= BUFFERED_ROWS:
+                    flush()
+        flush()
+        with RecordWriter(output, to) as writer:
+            for b in sorted(buckets):
+                frame = pl.concat([pl.read_ipc(p) for p in buckets[b]]).sort("_pos").drop("_pos")
+                rejected.add(writer.write(frame))
+        return StreamedMix(plan.report, rows_in, writer.rows, formats)
+    finally:
+        shutil.rmtree(spill, ignore_errors=True)

@@ -290,3 +290,27 @@ def test_forgetting_benchmark_smallest_configuration(tmp_path):
     table = (tmp_path / "results.md").read_text()
     assert "| 50% |" in table and "forgetting" in table
     assert (tmp_path / "forgetting.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_streamed_mix_equals_the_in_memory_mix(tmp_path, monkeypatch):
+    """`sftdata mix` spills its sources and gathers bucket by bucket: the same records in
+    the same order as mix_sources, with every read reject kept."""
+    import sftdata.steps.mix_recipe as mix_recipe
+    from sftdata.convert import RejectsWriter, write_records
+    from sftdata.steps.mix_recipe import MixParams, MixSourceSpec, run_mix, stream_mix
+
+    for name, n in (("a", 500), ("b", 120)):
+        rows = [json.dumps({"instruction": f"{name} q{i}", "output": f"answer {i}"}) for i in range(n)]
+        (tmp_path / f"{name}.jsonl").write_text("\n".join(rows + ["not json"]) + "\n", encoding="utf-8")
+    params = MixParams(sources=[MixSourceSpec(path="a.jsonl"), MixSourceSpec(path="b.jsonl", ratio=0.4)],
+                       total=900, seed=3)
+    in_memory = run_mix(params, base_dir=tmp_path)
+    write_records(in_memory.frame, tmp_path / "memory.jsonl", "canonical")
+    monkeypatch.setattr(mix_recipe, "BUCKET_ROWS", 50)  # many buckets and spills
+    monkeypatch.setattr(mix_recipe, "BUFFERED_ROWS", 70)
+    with RejectsWriter(tmp_path / "rejects.jsonl") as rejected:
+        streamed = stream_mix(params, tmp_path / "streamed.jsonl", "canonical", rejected, base_dir=tmp_path)
+    assert (tmp_path / "streamed.jsonl").read_text() == (tmp_path / "memory.jsonl").read_text()
+    assert (streamed.rows_in, streamed.rows_out) == (in_memory.rows_in, 900)
+    assert rejected.counts == {"bad_json": 2}
+    assert streamed.report.sources == in_memory.report.sources
