@@ -43,7 +43,8 @@ BLOCK = 200_000  # records generated per step
 
 
 def write_data(work: Path, n: int, fmt: str) -> Path:
-    """The benchmark file for ``fmt`` (made once; ``plants.json`` beside it)."""
+    """The benchmark file for ``fmt`` (made once; ``plants-N.json`` beside it), written in
+    corpora of at most 1M records (each its own seed) so that 10M fit in memory."""
     path = work / f"{fmt}-{n}.jsonl"
     if path.exists():
         return path
@@ -55,28 +56,31 @@ def write_data(work: Path, n: int, fmt: str) -> Path:
     spec = importlib.util.spec_from_file_location("filters_bench", HERE.parent / "filters" / "run.py")
     filters_bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(filters_bench)
-    BAD = filters_bench.BAD  # the planted low-quality responses of the filter benchmark
-
-    frame, plants = make_corpus(n)
-    bad = np.flatnonzero(np.random.default_rng(1).random(n) < 0.05)
-    bad_set = set(bad.tolist()) - set(plants) - set(plants.values())  # duplicates stay duplicates
-    tmp = path.with_suffix(".tmp")
+    bad_responses = filters_bench.BAD  # the planted low-quality responses of the filter benchmark
+    tmp, plants_all = path.with_suffix(".tmp"), {}
     with open(tmp, "w", encoding="utf-8") as out:
-        for start in range(0, n, BLOCK):
-            part = frame.slice(start, BLOCK)
-            prompts = part["messages"].list.get(0).struct.field("content").to_list()
-            answers = part["messages"].list.get(1).struct.field("content").to_list()
-            for i, (p, a) in enumerate(zip(prompts, answers), start=start):
-                if i in bad_set:
-                    a = BAD[i % len(BAD)](a)
-                if fmt == "alpaca":
-                    row = {"id": f"r{i}", "instruction": p, "input": "", "output": a}
-                else:
-                    row = {"id": f"r{i}", "conversations": [{"from": "human", "value": p},
+        for part, base in enumerate(range(0, n, 1_000_000)):
+            size = min(1_000_000, n - base)
+            frame, plants = make_corpus(size, seed=part)
+            plants_all.update({base + r: base + s for r, s in plants.items()})
+            bad = np.flatnonzero(np.random.default_rng(part + 1).random(size) < 0.05)
+            bad_set = set(bad.tolist()) - set(plants) - set(plants.values())  # duplicates stay duplicates
+            for start in range(0, size, BLOCK):
+                block = frame.slice(start, BLOCK)
+                prompts = block["messages"].list.get(0).struct.field("content").to_list()
+                answers = block["messages"].list.get(1).struct.field("content").to_list()
+                for i, (p, a) in enumerate(zip(prompts, answers), start=start):
+                    if i in bad_set:
+                        a = bad_responses[i % len(bad_responses)](a)
+                    rid = f"r{base + i}"
+                    if fmt == "alpaca":
+                        row = {"id": rid, "instruction": p, "input": "", "output": a}
+                    else:
+                        row = {"id": rid, "conversations": [{"from": "human", "value": p},
                                                             {"from": "gpt", "value": a}]}
-                out.write(json.dumps(row) + "\n")
+                    out.write(json.dumps(row) + "\n")
     os.replace(tmp, path)
-    (work / f"plants-{n}.json").write_text(json.dumps(plants))
+    (work / f"plants-{n}.json").write_text(json.dumps(plants_all))
     return path
 
 
