@@ -181,10 +181,14 @@ class _DedupStep(GlobalStep):
     def split(self, batch: pl.DataFrame, offset: int):
         dup_of = self._dup_of[offset:offset + batch.height]
         sims = self._sims[offset:offset + batch.height]
-        reasons = pl.Series(np.where(dup_of >= 0, self.reason_code, None).tolist(), dtype=pl.String)
-        details = pl.Series([None if d < 0 else json.dumps({"duplicate_of": self._target_ids[d],
-                                                            "similarity": round(float(s), 4)})
-                             for d, s in zip(dup_of.tolist(), sims.tolist())], dtype=pl.String)
+        dropped = np.flatnonzero(dup_of >= 0)
+        reasons = pl.Series([None] * batch.height, dtype=pl.String)
+        details = pl.Series([None] * batch.height, dtype=pl.String)
+        if len(dropped):  # only the dropped rows get a detail (a Python loop over them alone)
+            reasons = reasons.scatter(dropped, self.reason_code)
+            details = details.scatter(dropped, [
+                json.dumps({"duplicate_of": self._target_ids[d], "similarity": round(float(s), 4)})
+                for d, s in zip(dup_of[dropped].tolist(), sims[dropped].tolist())])
         kept, rejected = split_by_reason(batch, reasons, details)
         return kept, rejected, reasons.is_null()
 
