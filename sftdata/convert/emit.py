@@ -12,12 +12,10 @@ hold...) are written by the reference writer, which also decides every write rej
 
 from __future__ import annotations
 
-import json
-
 import polars as pl
 
 from sftdata.convert.jsontext import json_string
-from sftdata.records import HINTS_KEY, MESSAGE_DTYPE
+from sftdata.records import HINTS_KEY
 
 _E = pl.element()
 _NONE = pl.lit(None, dtype=pl.String)
@@ -232,11 +230,3 @@ def json_lines(frame: pl.DataFrame, to: str) -> pl.DataFrame:
     line, ok = EMITTERS[to](frame)
     out = frame.select(ok.fill_null(False).alias("ok"), line.alias("line"))
     return out.select(pl.when(pl.col("ok")).then(pl.col("line")).alias("line"), "ok")
-
-
-def dumps_row(row: dict) -> str:
-    """A reference row as compact JSON (how the vectorised lines are written too)."""
-    return json.dumps(row, ensure_ascii=False, separators=(",", ":"))
-
-
-__all__ = ["EMITTERS", "dumps_row", "json_lines", "json_string"]
