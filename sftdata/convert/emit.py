@@ -161,7 +161,6 @@ def _sharegpt(frame: pl.DataFrame) -> tuple[pl.Expr, pl.Expr]:
     hint = meta.str.contains(r'(?:^\{|,)"_sftdata":\{"system_turn":true\}\}$').fill_null(False)
     plain_meta = pl.when(hint).then(
         meta.str.replace(r'(?:,)?"_sftdata":\{"system_turn":true\}\}$', "}")).otherwise(meta)
-    plain_meta = plain_meta.str.replace(r"^\{\}$", "{}")
     first = messages.list.first().struct
     has_system = first.field("role") == "system"
     column_system = has_system & ~hint
