@@ -101,8 +101,11 @@ def sequence_keys(hashes: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, 
     position = (np.arange(len(hashes)) - np.repeat(offsets[:-1], lengths)).astype(np.uint64)
     has = np.flatnonzero(lengths > 0)
     starts = offsets[:-1][has]
-    k1[has] = np.add.reduceat(splitmix(hashes ^ (position * _MIX1 + _M1)), starts)
-    k2[has] = np.add.reduceat(splitmix(hashes * _M1 + position * _MIX2 + np.uint64(1)), starts)
+    mixed = splitmix(hashes ^ (position * _MIX1 + _M1))  # each token, keyed by its place
+    k1[has] = np.add.reduceat(mixed, starts)
+    mixed ^= mixed >> np.uint64(29)
+    mixed *= _MIX2  # a second, independent combination of the same values
+    k2[has] = np.add.reduceat(mixed, starts)
     return splitmix(k1 ^ lengths.astype(np.uint64)), splitmix(k2 + lengths.astype(np.uint64))
 
 
