@@ -243,12 +243,12 @@ def trl_snippet(path: str, shape: DataShape) -> str:
     kind = "json" if path.endswith((".json", ".jsonl")) else Path(path).suffix.lstrip(".")
     lines = ["# TRL: fine-tune on this data with SFTTrainer (written by sftdata emit)"]
     lines += [f"# note: {n}" for n in notes]
-    lines += ["from datasets import load_dataset", "from trl import SFTConfig, SFTTrainer", "",
+    lines += ["import torch", "from datasets import load_dataset", "from trl import SFTConfig, SFTTrainer", "",
               'MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"  # any causal LM with a chat template', "",
               f'dataset = load_dataset("{kind}", data_files={load_path!r}, split="train")']
     text = "\n".join(lines) + "\n" + steps
     text += ("\ntrainer = SFTTrainer(model=MODEL, train_dataset=dataset,\n"
-             '                     args=SFTConfig(output_dir="trl-out"))\n'
+             '                     args=SFTConfig(output_dir="trl-out", bf16=torch.cuda.is_available()))\n'
              'if __name__ == "__main__":\n    trainer.train()\n')
     return text
 
