@@ -28,7 +28,7 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 
@@ -358,13 +358,3 @@ def export_gguf(model_dir: str | os.PathLike, out: str | os.PathLike, outtype: s
     result.merged_from = folder
     return result
 
-
-def iter_metadata(path: str | os.PathLike) -> Iterator[tuple[str, Any]]:
-    """``(key, value)`` of a GGUF file's metadata, arrays shortened (for checks and tests)."""
-    from gguf import GGUFReader
-
-    for key, f in GGUFReader(path).fields.items():
-        try:
-            yield key, f.contents()
-        except Exception:  # noqa: BLE001 - exotic field types: show the key only
-            yield key, None

@@ -36,7 +36,7 @@ def test_docstring_examples():
         assert result.attempted > 0 and result.failed == 0
 
 
-@pytest.mark.parametrize("kind", ["llama", "mistral", "qwen2"])
+@pytest.mark.parametrize("kind", ["llama", "qwen2"])  # all five run in llama.cpp (integration)
 def test_transformers_reads_the_export_back_to_the_same_logits(kind, tmp_path, smol_tokenizer):
     """transformers' GGUF loader undoes llama.cpp's q/k row order itself: equal logits
     mean names, shapes and the RoPE permutation are right."""
