@@ -10,9 +10,9 @@ rather than a silent "default". The checks behind each name are the regexes llam
 uses for it (``src/llama-vocab.cpp``); tests/trainer/test_gguf_llamacpp.py compares
 llama.cpp's tokenization with transformers' for each name.
 
-Only byte-level BPE tokenizers (GPT-2 style: SmolLM2, Llama 3, Qwen2, Mistral Nemo's
-HF form) are handled; SentencePiece tokenizers (Llama 2, Mistral 7B v0.1-0.3) are
-refused with a one-line error.
+Only byte-level BPE tokenizers (GPT-2 style: SmolLM2, Llama 3, Qwen2/3) are handled;
+SentencePiece tokenizers (Llama 2, Mistral 7B v0.1-0.3) and other pre-tokenizers (e.g.
+Mistral's Tekken) are refused with a one-line error.
 """
 
 from __future__ import annotations
