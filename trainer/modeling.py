@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from sftdata.errors import UserError
 from sftdata.io import atomic_dir
 from sftdata.local_model import load_causal_lm, load_tokenizer
+from .model_card import write_card
 
 ADAPTER_CONFIG = "adapter_config.json"
 
@@ -112,6 +113,7 @@ def save_model(model: Any, tokenizer: Any, out: Path, extra: dict[str, str] | No
         tokenizer.save_pretrained(tmp)
         for name, text in (extra or {}).items():
             (Path(tmp) / name).write_text(text, encoding="utf-8")
+        write_card(tmp, title=out.name, run_dir=out)
         for item in Path(tmp).iterdir():
             os.replace(item, out / item.name)
 
@@ -153,4 +155,5 @@ def merge_adapter(adapter_dir: str | os.PathLike, out_dir: str | os.PathLike,
     with atomic_dir(out) as tmp:
         merged.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
+        write_card(tmp, title=out.name, merged_from=adapter_dir, base=base)
     return out

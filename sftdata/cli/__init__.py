@@ -20,6 +20,8 @@ COMMAND_MODULES = (
     "sftdata.cli.mix_command",
     "sftdata.cli.audit_command",
     "sftdata.cli.run_command",
+    "sftdata.cli.export_command",
+    "sftdata.cli.emit_command",
 )
 
 
