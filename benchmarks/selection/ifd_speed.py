@@ -8,7 +8,7 @@ prompt tokens masked with -100), and collect the per-token losses in a Python lo
 positions. The texts are the chat-template renderings the step itself scores, so both
 sides see the same tokens; the script checks that the IFD values agree.
 
-    python benchmarks/selection/ifd_speed.py                    # 96 records, 3 runs each
+    python benchmarks/selection/ifd_speed.py                    # 32 records, 3 runs each (~10 min on 2 CPU cores)
     python benchmarks/selection/ifd_speed.py --device cuda --model /models/Qwen2.5-1.5B-Instruct --records 2000
 """
 
@@ -60,8 +60,8 @@ def cherry_style_ifd(lm, records: list[dict], max_length: int) -> list[float]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--records", type=int, default=96)
-    parser.add_argument("--max-length", type=int, default=512)
+    parser.add_argument("--records", type=int, default=32)
+    parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--batch-tokens", type=int, default=4096)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--model", help="local causal LM folder (default: bundled SmolLM2-135M-Instruct)")
