@@ -42,6 +42,7 @@ class Completion:
     prompt_tokens: int
     completion_tokens: int
     request_id: str
+    logprobs: list | None = None  # choice.logprobs.content, when the request asked for them
 
 
 class BackendError(Exception):
@@ -163,7 +164,9 @@ class OpenAIBackend:
                 return f"http_{status}"
         return None
 
-    async def complete(self, messages, *, max_tokens, temperature, top_p, stop=None) -> Completion:
+    async def complete(self, messages, *, max_tokens, temperature, top_p, stop=None,
+                       extra: dict | None = None) -> Completion:
+        """``extra`` adds request fields (e.g. ``{"logprobs": True, "top_logprobs": 5}``)."""
         o = self._openai
         attempt = 0
         while True:
@@ -176,6 +179,7 @@ class OpenAIBackend:
                         "temperature": temperature, "top_p": top_p}
                 if stop:
                     body["stop"] = stop
+                body.update(extra or {})
                 response = await self._client.post("/chat/completions", body=body,
                                                    cast_to=self._httpx.Response)
                 return self._completion(response.json())
@@ -220,6 +224,7 @@ class OpenAIBackend:
                 prompt_tokens=int(usage.get("prompt_tokens") or 0),
                 completion_tokens=int(usage.get("completion_tokens") or 0),
                 request_id=str(data.get("id") or ""),
+                logprobs=(choice.get("logprobs") or {}).get("content"),
             )
         except (AttributeError, IndexError, KeyError, TypeError, ValueError):
             raise BackendError("malformed_completion") from None
