@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +22,8 @@ from typing import Any, Iterable, Iterator
 
 import polars as pl
 
-from sftdata.errors import UserError
+from sftdata.errors import OutputError, UserError
+from sftdata.ownership import TEMP_PREFIX, folder_is_ours, mark_file, mark_folder
 
 EXTENSIONS = (".json", ".jsonl", ".parquet", ".csv")
 # Columns that hold nested JSON; in CSV they are stored as JSON text.
@@ -136,6 +139,20 @@ def _table_rows(frame: pl.DataFrame, decode_nested: bool) -> Iterator[RawRow]:
         yield RawRow(index, row)
 
 
+def _check_csv_header(path: Path) -> None:
+    """A column named twice is an error: polars would silently rename the second copy
+    (``output_duplicated_0``) and its values would end up in ``meta``."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        header = next(csv.reader(f), [])
+    seen = set()
+    for name in header:
+        if name in seen:
+            raise UserError(f"{path}: the header names column {name!r} twice; rename one")
+        seen.add(name)
+
+
 def read_rows(path: str | os.PathLike) -> Iterator[RawRow]:
     """Every row of a data file, in order; bad rows come back with an ``error`` code."""
     path = Path(path)
@@ -149,6 +166,7 @@ def read_rows(path: str | os.PathLike) -> Iterator[RawRow]:
         elif ext == ".parquet":
             yield from _table_rows(pl.read_parquet(path), decode_nested=False)
         else:
+            _check_csv_header(path)
             frame = pl.read_csv(path, infer_schema=False)
             yield from _table_rows(frame, decode_nested=True)
     except UserError:
@@ -158,42 +176,164 @@ def read_rows(path: str | os.PathLike) -> Iterator[RawRow]:
 
 
 # The process umask, read once (reading it means setting it). Temp files and folders are
-# created private; outputs get the permissions a plain open() would have given them.
+# created private; outputs get the permissions a plain open() would have given them, or
+# keep those of the file they replace.
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
+_TEMP_NAME = re.compile(re.escape(TEMP_PREFIX) + r"(\d+)-")
+_swept: set[str] = set()
+_live_temps: set[str] = set()  # names of the temps this process has open right now
+
+
+def temp_prefix() -> str:
+    """The start of every temp name this process makes: sftdata's prefix and its pid."""
+    return f"{TEMP_PREFIX}{os.getpid()}-"
+
+
+def _owner_alive(pid: int, name: str) -> bool:
+    """Whether the process that made temp ``name`` may still be writing it. A name with
+    our own pid that we did not make comes from an earlier process that had the same pid
+    (every container's first process is pid 1)."""
+    if pid == os.getpid():
+        return name in _live_temps
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def sweep_stale_temps(folder: str | os.PathLike) -> list[Path]:
+    """Remove temp files and folders in ``folder`` left by sftdata processes that are gone
+    (killed with SIGKILL, or a power cut, mid-write). Only names with sftdata's temp prefix
+    and the pid of a dead process are touched; returns what was removed."""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _TEMP_NAME.match(entry.name)
+        if not match or _owner_alive(int(match.group(1)), entry.name):
+            continue
+        path = Path(entry.path)
+        with contextlib.suppress(OSError):
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+            removed.append(path)
+    return removed
+
+
+def os_reason(exc: OSError) -> str:
+    """An OS error's reason in a few words ("No space left on device")."""
+    return exc.strerror or str(exc).splitlines()[0] or type(exc).__name__
+
+
+_POLARS_OS_ERROR = re.compile(r"([^:]*\(os error \d+\))")
+
+
+def write_failure(exc: BaseException) -> str | None:
+    """Why a write failed, if the machine refused it (disk full, read-only...); polars
+    reports those inside its own errors ("... IO error: File too large (os error 27)")."""
+    if isinstance(exc, OSError):
+        return os_reason(exc)
+    if isinstance(exc, pl.exceptions.PolarsError):
+        match = _POLARS_OS_ERROR.search(str(exc))
+        if match:
+            return match.group(1).strip()
+    return None
+
+
+def _prepare_folder(folder: Path) -> None:
+    """Make ``folder`` and, once per process, sweep the stale temps in it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot make folder {folder}: {os_reason(exc)}") from None
+    key = str(folder.resolve())
+    if key not in _swept:
+        _swept.add(key)
+        sweep_stale_temps(folder)
+
+
+def _temp_suffix(name: str) -> str:
+    # Keep the temp name under the usual 255-byte limit whatever the target's name.
+    return "-" + name.encode("utf-8")[:120].decode("utf-8", "ignore")
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
-    """Yield a temp path next to ``path``; rename it over ``path`` only on success."""
+    """Yield a temp path next to ``path``; rename it over ``path`` only on success.
+
+    A file being replaced keeps its permission bits (a 0600 output stays 0600). The temp
+    file is removed on any failure, Ctrl-C and SIGTERM included (the CLI turns SIGTERM
+    into an exception); one left by SIGKILL is swept by a later write to the same folder.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.fchmod(fd, 0o666 & ~_UMASK)
-    os.close(fd)
+    _prepare_folder(path.parent)
     try:
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(), suffix=_temp_suffix(path.name), dir=path.parent)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {os_reason(exc)}") from None
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        mode = 0o666 & ~_UMASK
+    _live_temps.add(os.path.basename(tmp))
+    try:
+        os.fchmod(fd, mode)
+        os.close(fd)
         yield Path(tmp)
+        mark_file(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        reason = write_failure(exc)
+        if reason is not None:
+            raise OutputError(f"cannot write {path}: {reason}") from None
         raise
+    finally:
+        _live_temps.discard(os.path.basename(tmp))
+
+
+def _replaceable(folder: Path) -> bool:
+    """A folder sftdata may replace: one it made, or an empty one (nothing to lose)."""
+    if folder_is_ours(folder):
+        return True
+    return folder.is_dir() and not folder.is_symlink() and not any(folder.iterdir())
 
 
 @contextlib.contextmanager
 def atomic_dir(target: str | os.PathLike, replace: bool = True):
     """Yield a temp folder beside ``target``; move it into place only on success.
 
-    ``replace=False`` keeps a ``target`` that already exists (e.g. another process
-    finished the same work first) and discards the temp copy. The temp folder is always
-    removed, so a killed or failed write leaves nothing half-written at ``target``.
+    The folder gets sftdata's marker (``sftdata.ownership``). ``replace=True`` replaces
+    an existing ``target`` only when sftdata made it; any other folder or file there is a
+    one-line error, never deleted. ``replace=False`` keeps a ``target`` that already
+    exists (e.g. another process finished the same work first) and discards the temp
+    copy. The temp folder is always removed, so a killed or failed write leaves nothing
+    half-written at ``target``.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    os.chmod(tmp, 0o777 & ~_UMASK)
+    if replace and (target.exists() or target.is_symlink()) and not _replaceable(target):
+        kind = "folder" if target.is_dir() else "file"
+        raise UserError(f"{target}: a {kind} sftdata did not make is in the way; "
+                        "move it or choose another output folder")
+    _prepare_folder(target.parent)
     try:
+        tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(), suffix=_temp_suffix(target.name), dir=target.parent))
+    except OSError as exc:
+        raise OutputError(f"cannot write {target}: {os_reason(exc)}") from None
+    _live_temps.add(tmp.name)
+    try:
+        os.chmod(tmp, 0o777 & ~_UMASK)
         yield tmp
+        mark_folder(tmp)
         if target.exists() and replace:
             shutil.rmtree(target)
         try:
@@ -201,8 +341,14 @@ def atomic_dir(target: str | os.PathLike, replace: bool = True):
         except OSError:
             if replace or not target.exists():
                 raise
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        reason = write_failure(exc)
+        if reason is None:
+            raise
+        raise OutputError(f"cannot write {target}: {reason}") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        _live_temps.discard(tmp.name)
 
 
 def _json_default(value: Any) -> Any:

@@ -14,8 +14,9 @@ import typer
 import yaml
 
 from sftdata.cli.app import app
-from sftdata.cli.common import console
+from sftdata.cli.common import check_paths, console
 from sftdata.errors import UserError
+from sftdata.paths import Target
 
 
 def _parse_sets(items: List[str]) -> dict:
@@ -71,6 +72,9 @@ def train(
         if not data or not output_dir:
             raise UserError("give --data and -o/--output-dir (or --config FILE)")
         cfg = build_config({k: v for k, v in flags.items() if v is not None})
+    # The trainer writes into (and resumes from) its folder: it must be a folder we can write.
+    check_paths([Target("-o", Path(cfg.output_dir), "folder", replaces=False)],
+                inputs=[p for p in (cfg.data, cfg.eval_data) if p])
     if cfg.resume is False and (Path(cfg.output_dir) / "checkpoints").is_dir():
         console.print(f"note: starting afresh in {cfg.output_dir} (use --resume to continue)")
 
@@ -103,5 +107,6 @@ def merge(
     """Merge a LoRA adapter into its base model and save a standalone model."""
     from sftdata.trainer.modeling import merge_adapter
 
+    check_paths([Target("-o", output, "folder")], inputs=[adapter_dir] + ([base] if base else []))
     out = merge_adapter(adapter_dir, output, base=base)
     console.print(f"merged model: {out}")
