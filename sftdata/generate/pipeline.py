@@ -19,7 +19,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from sftdata.generate import filters, parse
-from sftdata.generate.backends import BackendError, Completion
+from sftdata.generate.backends import BackendError, Completion, EndpointDown
 from sftdata.generate.config import GenerateConfig
 from sftdata.generate.prompts import Prompts
 from sftdata.generate.rouge import Match, RougeIndex
@@ -164,6 +164,10 @@ class Run:
         except BackendError as exc:
             self._reject(exc.reason, stage, {"prompt_chars": len(prompt)})
             return None
+        except EndpointDown as exc:  # the run stops; the request that showed it is still counted
+            if exc.reason:
+                self._reject(exc.reason, stage, {"prompt_chars": len(prompt)})
+            raise
         self.totals.prompt_tokens += completion.prompt_tokens
         self.totals.completion_tokens += completion.completion_tokens
         return completion
