@@ -179,4 +179,7 @@ def main() -> None:
         status = 130
     finally:
         signal.signal(signal.SIGTERM, previous)
+    # The work is done: a Ctrl-C while the interpreter shuts down must not turn a
+    # finished run into a death by SIGINT.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     sys.exit(status)
