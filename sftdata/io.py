@@ -84,7 +84,7 @@ def decode_line(location: int, line: bytes) -> RawRow:
         return RawRow(location, None, line.decode("utf-8", errors="replace"), "bad_utf8")
     try:
         obj = json.loads(text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # not JSON, nested too deep, an integer too long
         return RawRow(location, None, text, "bad_json")
     if not isinstance(obj, dict):
         return RawRow(location, None, text, "not_an_object")
@@ -112,6 +112,8 @@ def _json_rows(path: Path, data: bytes) -> Iterator[RawRow]:
             yield from _jsonl_rows(data)
             return
         raise UserError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except (ValueError, RecursionError) as exc:  # nested too deep, an integer too long
+        raise UserError(f"{path}: cannot be read as JSON ({str(exc).split(';')[0]})") from None
     if isinstance(doc, dict):
         doc = [doc]
     if not isinstance(doc, list):
@@ -134,7 +136,7 @@ def _table_rows(frame: pl.DataFrame, decode_nested: bool) -> Iterator[RawRow]:
                 if isinstance(value, str) and value[:1] in "[{":
                     try:
                         row[key] = json.loads(value)
-                    except json.JSONDecodeError:
+                    except (ValueError, RecursionError):
                         pass  # left as text; the converter rejects it with a reason
         yield RawRow(index, row)
 

@@ -117,6 +117,8 @@ def load_causal_lm(
     from transformers import AutoModelForCausalLM
 
     path = resolve_model_path(name_or_path)
+    if not (path / "config.json").is_file():
+        raise UserError(f"{path}: not a model folder (it has no config.json)")
     if isinstance(dtype, str):
         dtype = getattr(torch, dtype)
     model = AutoModelForCausalLM.from_pretrained(

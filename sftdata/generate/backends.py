@@ -155,6 +155,18 @@ def redact_url(url: str) -> str:
         return "(an unparsable URL)"
 
 
+def check_base_url(url: str) -> None:
+    """A one-line error unless ``url`` is ``http(s)://host[:port][/path]``."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise UserError(f"base URL {redact_url(url)!r} is not an http(s)://host[:port]/path address")
+
+
 class OpenAIBackend:
     """Chat completions from any OpenAI-compatible endpoint via ``openai.AsyncOpenAI``."""
 
@@ -166,6 +178,7 @@ class OpenAIBackend:
         import httpx
         import openai
 
+        check_base_url(base_url)
         self._openai, self._httpx = openai, httpx
         # Servers without auth (llama.cpp, vLLM, Ollama) accept any key; the client needs one.
         self._client = openai.AsyncOpenAI(

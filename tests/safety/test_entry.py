@@ -17,9 +17,14 @@ from tests.safety.helpers import assert_one_line_error, write_alpaca
     (["convert", "missing.jsonl", "-o", "y.jsonl", "--to", "sharegpt"], "missing.jsonl: no such file"),
     (["convert", "in.jsonl", "-o", "y.txt", "--to", "sharegpt"], "unknown extension '.txt'"),
     (["convert", "in.jsonl", "-o", "y.jsonl", "--to", "chatml"], "unknown format 'chatml'"),
+    (["convert", "in.jsonl", "-o", "", "--to", "sharegpt"], "unknown extension"),
+    (["generate", "-o", "g.jsonl", "--base-url", "http://[::1/v1"], "not an http(s)://"),
+    (["generate", "-o", "g.jsonl", "--base-url", "ftp://host/v1"], "not an http(s)://"),
+    (["train", "--data", "in.jsonl", "-o", "t", "--model", "empty_folder"], "no config.json"),
 ])
 def test_usage_errors_are_one_line_and_exit_2(tmp_path, sftdata_cmd, args, contains):
     write_alpaca(tmp_path / "in.jsonl")
+    (tmp_path / "empty_folder").mkdir()
     proc = sftdata_cmd(*args, cwd=tmp_path)
     line = assert_one_line_error(proc, 2, contains=contains)
     if args[0] in ("bogus", "convert") and "--help" in line:
