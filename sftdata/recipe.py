@@ -246,9 +246,14 @@ def validate_parts(recipe: Recipe) -> list[dict]:
     return errors
 
 
-def duplicate_keys(path: str, node: yaml.Node | None) -> list[str]:
+def duplicate_keys(path: str, node: yaml.Node | None, _seen: set[int] | None = None) -> list[str]:
     """``path:LINE: key 'k' given twice (first at line N)`` for every mapping in the tree
-    that names a key twice (YAML loaders silently keep the last one)."""
+    that names a key twice (YAML loaders silently keep the last one). Aliases are
+    visited once (``&a [*a]`` refers to itself)."""
+    seen = set() if _seen is None else _seen
+    if id(node) in seen:
+        return []
+    seen.add(id(node))
     problems: list[str] = []
     if isinstance(node, yaml.MappingNode):
         first: dict[Any, int] = {}
@@ -258,10 +263,10 @@ def duplicate_keys(path: str, node: yaml.Node | None) -> list[str]:
                 problems.append(f"{path}:{line}: key {key.value!r} given twice (first at line {first[key.value]})")
             elif isinstance(key, yaml.ScalarNode):
                 first[key.value] = line
-            problems += duplicate_keys(path, value)
+            problems += duplicate_keys(path, value, seen)
     elif isinstance(node, yaml.SequenceNode):
         for item in node.value:
-            problems += duplicate_keys(path, item)
+            problems += duplicate_keys(path, item, seen)
     return problems
 
 

@@ -149,3 +149,16 @@ def test_check_passes_a_good_recipe_and_then_the_run_works(tmp_path, sftdata_cmd
     assert (tmp_path / "run" / ".made-by-sftdata").is_file()
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["records"] == 6
+
+
+@pytest.mark.parametrize("text, contains", [
+    ("&a [*a]\n", "a recipe is a YAML mapping"),
+    ("name: x\ninputs: &a [*a]\n", "recipe.yaml:2:"),
+    ("name: !!python/object/apply:os.system ['touch PWNED']\ninputs: []\n", "not valid YAML"),
+    ("name: x\ninputs:\n  - {path: a.jsonl, path: b.jsonl}\n", "key 'path' given twice"),
+])
+def test_hostile_yaml_is_one_line(tmp_path, sftdata_cmd, text, contains):
+    _recipe(tmp_path, text)
+    proc = sftdata_cmd("run", "recipe.yaml", "--check", cwd=tmp_path)
+    assert_one_line_error(proc, 2, contains=contains)
+    assert not (tmp_path / "PWNED").exists()
