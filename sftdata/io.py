@@ -235,16 +235,17 @@ def os_reason(exc: OSError) -> str:
     return exc.strerror or str(exc).splitlines()[0] or type(exc).__name__
 
 
-_POLARS_OS_ERROR = re.compile(r"([^:]*\(os error \d+\))")
+_OS_ERROR_IN_TEXT = re.compile(r"([^:]*\(os error \d+\))")
 
 
 def write_failure(exc: BaseException) -> str | None:
-    """Why a write failed, if the machine refused it (disk full, read-only...); polars
-    reports those inside its own errors ("... IO error: File too large (os error 27)")."""
+    """Why a write failed, if the machine refused it (disk full, read-only...). Rust
+    writers (polars, safetensors) report those inside their own errors ("... I/O error:
+    File too large (os error 27)")."""
     if isinstance(exc, OSError):
         return os_reason(exc)
-    if isinstance(exc, pl.exceptions.PolarsError):
-        match = _POLARS_OS_ERROR.search(str(exc))
+    if isinstance(exc, Exception):
+        match = _OS_ERROR_IN_TEXT.search(str(exc))
         if match:
             return match.group(1).strip()
     return None
@@ -343,9 +344,9 @@ def atomic_dir(target: str | os.PathLike, replace: bool = True):
         except OSError:
             if replace or not target.exists():
                 raise
-    except (OSError, pl.exceptions.PolarsError) as exc:
+    except Exception as exc:  # noqa: BLE001 - only the machine's refusals become one line
         reason = write_failure(exc)
-        if reason is None:
+        if reason is None or isinstance(exc, UserError):
             raise
         raise OutputError(f"cannot write {target}: {reason}") from None
     finally:
@@ -427,15 +428,26 @@ class JsonlAppender:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.path, "a", encoding="utf-8")
+        self._failed = False
 
     def append(self, rows: Iterable[dict]) -> None:
-        for row in rows:
-            self._file.write(dumps(row) + "\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        try:
+            for row in rows:
+                self._file.write(dumps(row) + "\n")
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        except OSError as exc:
+            self._failed = True
+            raise OutputError(f"cannot write {self.path}: {os_reason(exc)}") from None
 
     def close(self) -> None:
-        self._file.close()
+        """Close the file; after a failed append the unwritten rest is dropped quietly
+        (the failure was reported; resuming cuts a torn last line)."""
+        try:
+            self._file.close()
+        except OSError as exc:
+            if not self._failed:
+                raise OutputError(f"cannot write {self.path}: {os_reason(exc)}") from None
 
     def __enter__(self):
         return self

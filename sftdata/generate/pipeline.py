@@ -111,6 +111,10 @@ class Run:
             self.files.save_state(self.written)
 
     def _schedule_flush(self) -> None:
+        if self._flusher is not None and self._flusher.done() and not self._flusher.cancelled():
+            failure = self._flusher.exception()
+            if failure is not None:  # the disk refused a write (full, read-only): stop the run
+                raise failure
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._flush())
 

@@ -153,3 +153,13 @@ def test_merge_never_replaces_a_folder_it_did_not_make(tmp_path, sftdata_cmd):
     proc = sftdata_cmd("merge", "adapter", "-o", "models", cwd=tmp_path)
     assert_one_line_error(proc, 2, contains="sftdata did not make")
     assert (mine / "keep.txt").read_text() == "mine"
+
+
+def test_generation_running_out_of_room_is_one_line(tmp_path, sftdata_cmd):
+    from sftdata.generate.fake_server import FakeServer
+
+    with FakeServer() as server:
+        proc = sftdata_cmd("generate", "-n", "40", "-o", "out.jsonl", "--base-url", server.url, cwd=tmp_path,
+                           preexec_fn=_limit_file_size(3_000))
+    line = assert_one_line_error(proc, 1, contains="cannot write")
+    assert "File too large" in line

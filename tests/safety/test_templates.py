@@ -130,6 +130,7 @@ def test_a_hostile_chat_template_is_refused_by_the_trainer(tmp_path, smol_tokeni
         assert not marker.exists(), f"{name}: the chat template ran a command"
 
 
+@pytest.mark.slow  # loads torch and a model in a subprocess (~20-35 s here)
 def test_train_with_a_hostile_chat_template_is_one_line(tmp_path, tiny_model_dir, sftdata_cmd):
     marker = tmp_path / "PWNED"
     template = tmp_path / "evil.jinja"
