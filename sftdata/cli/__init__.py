@@ -85,7 +85,7 @@ def _click_types() -> tuple[tuple, tuple, tuple]:
 
 
 def _os_error_line(exc: OSError) -> str:
-    from sftdata.io import os_reason
+    from sftdata.atomic import os_reason
 
     where = exc.filename if exc.filename is not None else None
     return f"{where}: {os_reason(exc)}" if where else os_reason(exc)

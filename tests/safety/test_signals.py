@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from sftdata.io import atomic_path, sweep_stale_temps, temp_prefix
+from sftdata.atomic import atomic_path, sweep_stale_temps, temp_prefix
 from tests.conftest import SFTDATA
 
 

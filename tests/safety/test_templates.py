@@ -6,7 +6,6 @@ each ends as one clear error line."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ import pytest
 from sftdata.errors import UserError
 from sftdata.generate.fake_server import FakeServer
 from sftdata.generate.prompts import Prompts, shipped_dir
-from tests.safety.helpers import assert_one_line_error, write_alpaca
+from tests.safety.helpers import assert_one_line_error
 
 # Each payload tries to create the file PWNED (a shell command, or Python through
 # internals); {m} is replaced by its path.
