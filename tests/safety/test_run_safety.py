@@ -162,3 +162,10 @@ def test_hostile_yaml_is_one_line(tmp_path, sftdata_cmd, text, contains):
     proc = sftdata_cmd("run", "recipe.yaml", "--check", cwd=tmp_path)
     assert_one_line_error(proc, 2, contains=contains)
     assert not (tmp_path / "PWNED").exists()
+
+
+@pytest.mark.parametrize("recipe", sorted((Path(__file__).resolve().parents[2] / "recipes").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_every_shipped_recipe_passes_the_full_check(tmp_path, sftdata_cmd, recipe):
+    proc = sftdata_cmd("run", recipe, "--check", cwd=tmp_path)
+    assert proc.returncode == 0 and ": ok (" in proc.stderr, proc.stderr
