@@ -55,7 +55,12 @@ def _owner_alive(pid: int, name: str) -> bool:
 def sweep_stale_temps(folder: str | os.PathLike) -> list[Path]:
     """Remove temp files and folders in ``folder`` left by sftdata processes that are gone
     (killed with SIGKILL, or a power cut, mid-write). Only names with sftdata's temp prefix
-    and the pid of a dead process are touched; returns what was removed."""
+    and the pid of a dead process are touched; returns what was removed.
+
+    Pids are this machine's: the names carry no host, so that a container restarted with
+    a new hostname still sweeps what its predecessor left. The price: two machines writing
+    one shared folder at the same moment could take each other's temps for stale (runs
+    are locked per run directory, which rules that out for ``sftdata run``)."""
     removed = []
     try:
         entries = list(os.scandir(folder))
