@@ -8,15 +8,16 @@ one becomes a reject entry (``sftdata.rejects``) with its file, location and rea
 from __future__ import annotations
 
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, NamedTuple
 
 import polars as pl
 
-from sftdata.errors import RecordError
+from sftdata.errors import RecordError, UserError
 from sftdata.formats import FORMATS, check_format, detect_format
-from sftdata.io import RawRow, read_rows, write_rows
+from sftdata.io import EXTENSIONS, RawRow, read_rows, write_rows
 from sftdata.records import frame_from_records, record_id, records_from_frame
 from sftdata.rejects import make_reject
 
@@ -86,6 +87,8 @@ def read_canonical(
     names the records' origin (default: the file name).
     """
     rows = list(read_rows(path))
+    if rows and not fmt and all(r.data is None for r in rows):
+        raise UserError(_nothing_readable(Path(path), rows))
     good = (r.data for r in rows if r.data is not None)
     fmt = check_format(fmt) if fmt else (detect_format(good) if rows else "canonical")
     records, rejects = rows_to_records(rows, fmt, source or Path(path).name, progress)
@@ -95,6 +98,23 @@ def read_canonical(
         empty = sum(1 for r in rows if r.data is not None and r.location not in failed
                     and r.data.get("input") in (None, ""))
     return ReadResult(frame_from_records(records), rejects, fmt, len(rows), empty)
+
+
+_COMPRESSED = {b"\x1f\x8b": "gzip", b"\x28\xb5\x2f\xfd": "zstd", b"BZh": "bzip2",
+               b"\xfd7zXZ\x00": "xz", b"PK\x03\x04": "zip"}
+
+
+def _nothing_readable(path: Path, rows: list[RawRow]) -> str:
+    """Why a file none of whose rows decoded has no detectable format, in one line."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    for magic, kind in _COMPRESSED.items():
+        if head.startswith(magic):
+            return (f"{path}: this is a {kind}-compressed file; decompress it first "
+                    f"(sftdata reads plain {', '.join(EXTENSIONS)} files)")
+    reasons = ", ".join(f"{reason} {n}" for reason, n in Counter(r.error for r in rows).most_common())
+    return (f"{path}: none of its {len(rows):,} rows is a readable record ({reasons}); is it "
+            f"really {path.suffix or 'JSON'}? (--from FORMAT keeps them all as rejects)")
 
 
 def records_to_rows(records: list[dict], to: str) -> tuple[list[dict], list[dict]]:

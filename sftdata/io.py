@@ -3,24 +3,22 @@
 Reading yields ``RawRow``s: the row's location (1-based line for JSONL, 0-based index
 for JSON arrays, Parquet and CSV), the decoded object, or the reason it could not be
 decoded (``bad_json``, ``bad_utf8``, ``not_an_object``) and its raw text, so that one bad
-line never stops a run. Writing is atomic: data goes to a temp file in the target
-folder, which is renamed over the target only once it is complete.
+line never stops a run. Writing is atomic (``sftdata.atomic``): data goes to a temp
+file in the target folder, which is renamed over the target only once it is complete.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import polars as pl
 
-from sftdata.errors import UserError
+from sftdata.atomic import atomic_dir, atomic_path, os_reason  # noqa: F401 - the writers' home
+from sftdata.errors import OutputError, UserError
 
 EXTENSIONS = (".json", ".jsonl", ".parquet", ".csv")
 # Columns that hold nested JSON; in CSV they are stored as JSON text.
@@ -81,7 +79,7 @@ def decode_line(location: int, line: bytes) -> RawRow:
         return RawRow(location, None, line.decode("utf-8", errors="replace"), "bad_utf8")
     try:
         obj = json.loads(text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # not JSON, nested too deep, an integer too long
         return RawRow(location, None, text, "bad_json")
     if not isinstance(obj, dict):
         return RawRow(location, None, text, "not_an_object")
@@ -109,6 +107,8 @@ def _json_rows(path: Path, data: bytes) -> Iterator[RawRow]:
             yield from _jsonl_rows(data)
             return
         raise UserError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except (ValueError, RecursionError) as exc:  # nested too deep, an integer too long
+        raise UserError(f"{path}: cannot be read as JSON ({str(exc).split(';')[0]})") from None
     if isinstance(doc, dict):
         doc = [doc]
     if not isinstance(doc, list):
@@ -131,9 +131,23 @@ def _table_rows(frame: pl.DataFrame, decode_nested: bool) -> Iterator[RawRow]:
                 if isinstance(value, str) and value[:1] in "[{":
                     try:
                         row[key] = json.loads(value)
-                    except json.JSONDecodeError:
+                    except (ValueError, RecursionError):
                         pass  # left as text; the converter rejects it with a reason
         yield RawRow(index, row)
+
+
+def _check_csv_header(path: Path) -> None:
+    """A column named twice is an error: polars would silently rename the second copy
+    (``output_duplicated_0``) and its values would end up in ``meta``."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        header = next(csv.reader(f), [])
+    seen = set()
+    for name in header:
+        if name in seen:
+            raise UserError(f"{path}: the header names column {name!r} twice; rename one")
+        seen.add(name)
 
 
 def read_rows(path: str | os.PathLike) -> Iterator[RawRow]:
@@ -149,60 +163,13 @@ def read_rows(path: str | os.PathLike) -> Iterator[RawRow]:
         elif ext == ".parquet":
             yield from _table_rows(pl.read_parquet(path), decode_nested=False)
         else:
+            _check_csv_header(path)
             frame = pl.read_csv(path, infer_schema=False)
             yield from _table_rows(frame, decode_nested=True)
     except UserError:
         raise
     except (OSError, pl.exceptions.PolarsError) as exc:
         raise UserError(f"{path}: cannot read ({str(exc).splitlines()[0]})") from None
-
-
-# The process umask, read once (reading it means setting it). Temp files and folders are
-# created private; outputs get the permissions a plain open() would have given them.
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike):
-    """Yield a temp path next to ``path``; rename it over ``path`` only on success."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.fchmod(fd, 0o666 & ~_UMASK)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-@contextlib.contextmanager
-def atomic_dir(target: str | os.PathLike, replace: bool = True):
-    """Yield a temp folder beside ``target``; move it into place only on success.
-
-    ``replace=False`` keeps a ``target`` that already exists (e.g. another process
-    finished the same work first) and discards the temp copy. The temp folder is always
-    removed, so a killed or failed write leaves nothing half-written at ``target``.
-    """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    os.chmod(tmp, 0o777 & ~_UMASK)
-    try:
-        yield tmp
-        if target.exists() and replace:
-            shutil.rmtree(target)
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if replace or not target.exists():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _json_default(value: Any) -> Any:
@@ -279,15 +246,26 @@ class JsonlAppender:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.path, "a", encoding="utf-8")
+        self._failed = False
 
     def append(self, rows: Iterable[dict]) -> None:
-        for row in rows:
-            self._file.write(dumps(row) + "\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        try:
+            for row in rows:
+                self._file.write(dumps(row) + "\n")
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        except OSError as exc:
+            self._failed = True
+            raise OutputError(f"cannot write {self.path}: {os_reason(exc)}") from None
 
     def close(self) -> None:
-        self._file.close()
+        """Close the file; after a failed append the unwritten rest is dropped quietly
+        (the failure was reported; resuming cuts a torn last line)."""
+        try:
+            self._file.close()
+        except OSError as exc:
+            if not self._failed:
+                raise OutputError(f"cannot write {self.path}: {os_reason(exc)}") from None
 
     def __enter__(self):
         return self

@@ -98,6 +98,15 @@ def resolve_model_path(name_or_path: str | os.PathLike | None) -> Path:
     return path
 
 
+def model_folder(name_or_path: str | os.PathLike | None) -> Path:
+    """``resolve_model_path``, and a one-line error unless the folder holds a model
+    (its ``config.json``); cheap, so commands check it before loading anything."""
+    path = resolve_model_path(name_or_path)
+    if not (path / "config.json").is_file():
+        raise UserError(f"{path}: not a model folder (it has no config.json)")
+    return path
+
+
 def load_tokenizer(name_or_path: str | os.PathLike | None = None) -> Any:
     """The tokenizer of a local model folder (or of the bundled model)."""
     from transformers import AutoTokenizer
@@ -116,7 +125,7 @@ def load_causal_lm(
     import torch
     from transformers import AutoModelForCausalLM
 
-    path = resolve_model_path(name_or_path)
+    path = model_folder(name_or_path)
     if isinstance(dtype, str):
         dtype = getattr(torch, dtype)
     model = AutoModelForCausalLM.from_pretrained(

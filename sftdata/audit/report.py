@@ -12,11 +12,13 @@ import os
 from importlib import resources
 from typing import Any, Iterable
 
-from jinja2 import Environment, StrictUndefined, select_autoescape
+from jinja2 import select_autoescape
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup
 
 from sftdata.audit import plots
 from sftdata.io import atomic_path
+from sftdata.templating import sandboxed_environment
 
 TEMPLATE = "report.html.j2"
 
@@ -98,9 +100,9 @@ def _svgs(stats: dict, stages: list[dict]) -> dict[str, Markup]:
     return {k: Markup(v.replace("<svg ", f'<svg id="plot-{k}" ', 1)) for k, v in svg.items()}
 
 
-def _environment() -> Environment:
-    env = Environment(autoescape=select_autoescape(default=True, default_for_string=True),
-                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+def _environment() -> ImmutableSandboxedEnvironment:
+    env = sandboxed_environment(autoescape=select_autoescape(default=True, default_for_string=True),
+                                trim_blocks=True, lstrip_blocks=True)
     env.filters["pct"] = lambda v: f"{(v or 0) * 100:.1f}%"
     env.filters["num"] = lambda v: f"{v:,}" if isinstance(v, int) else v
     return env

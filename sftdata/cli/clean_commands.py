@@ -14,9 +14,9 @@ from typing import Optional
 import typer
 
 from sftdata.cli.app import app
-from sftdata.cli.common import console, exit_for_strict, print_summary, progress
+from sftdata.cli.common import check_paths, console, exit_for_strict, print_summary, progress, rejects_target
 from sftdata.formats import FORMAT_NAMES, check_format
-from sftdata.io import extension
+from sftdata.paths import Target
 from sftdata.rejects import count_reasons, default_rejects_path, write_rejects
 
 FORMATS_HELP = "|".join(FORMAT_NAMES)
@@ -43,21 +43,24 @@ def _step(name: str, params: dict):
 
 
 def _run(title: str, input: Path, output: Path, to: Optional[str], rejects: Optional[Path],
-         strict: bool, steps: list) -> None:
-    """Read, run ``steps``, write output and rejects, print the summary."""
+         strict: bool, steps: list, also_read: tuple[Path, ...] = ()) -> None:
+    """Read, run ``steps``, write output and rejects, print the summary.
+
+    ``also_read``: other files the steps read (evaluation sets), which no output may be.
+    """
     from sftdata.convert import read_canonical, write_records
     from sftdata.steps.filters import run_steps
 
     if to is not None:
         check_format(to)
-    extension(output)  # fail on a bad output name before reading anything
+    rejects_path = rejects or default_rejects_path(output)
+    check_paths([Target("-o", output), rejects_target(rejects, rejects_path)], inputs=[input, *also_read])
     with progress(f"reading {input.name}") as bar:
         result = read_canonical(input, progress=bar.advance)
     kept, dropped, reports = run_steps(result.frame, steps)
     fmt = to or (result.format if result.format in FORMAT_NAMES else "canonical")
     write_rejected = write_records(kept, output, fmt)
     all_rejects = result.rejects + dropped + write_rejected
-    rejects_path = rejects or default_rejects_path(output)
     write_rejects(rejects_path, all_rejects)
     timing = ", ".join(f"{r.step} {r.seconds:.2f}s" for r in reports)
     print_summary(
@@ -81,7 +84,7 @@ def filter_command(
     from sftdata.steps.filters import default_filter_steps, load_filter_config
 
     steps = load_filter_config(config) if config else default_filter_steps()
-    _run("filter", input, output, to, rejects, strict, steps)
+    _run("filter", input, output, to, rejects, strict, steps, also_read=(config,) if config else ())
 
 
 @app.command()
@@ -123,7 +126,7 @@ def decontaminate(
     """Drop training records that share an n-gram with evaluation data."""
     step = _step("decontaminate", {"against": [str(p) for p in against], "n": n,
                                    "fields": fields, "eval_fields": eval_fields})
-    _run("decontaminate", input, output, to, rejects, strict, [step])
+    _run("decontaminate", input, output, to, rejects, strict, [step], also_read=tuple(against))
 
 
 @app.command()

@@ -14,8 +14,10 @@ import typer
 import yaml
 
 from sftdata.cli.app import app
-from sftdata.cli.common import console
+from sftdata.cli.common import check_paths, console
 from sftdata.errors import UserError
+from sftdata.ownership import folder_is_ours, mark_folder
+from sftdata.paths import Target
 
 
 def _parse_sets(items: List[str]) -> dict:
@@ -71,6 +73,19 @@ def train(
         if not data or not output_dir:
             raise UserError("give --data and -o/--output-dir (or --config FILE)")
         cfg = build_config({k: v for k, v in flags.items() if v is not None})
+    # The trainer writes into (and resumes from) its folder: it must be a folder we can
+    # write. A new or empty one is marked as sftdata's; writing into someone else's is said.
+    if cfg.model is not None:
+        from sftdata.local_model import model_folder
+
+        model_folder(cfg.model)  # before torch loads: a wrong folder is a one-line error at once
+    out = Path(cfg.output_dir)
+    check_paths([Target("-o", out, "folder", replaces=False)], inputs=[p for p in (cfg.data, cfg.eval_data) if p])
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        mark_folder(out)
+    elif not folder_is_ours(out):
+        console.print(f"[yellow]note: writing into {out}, a folder sftdata did not make; files there "
+                      "with the trainer's names are replaced[/yellow]")
     if cfg.resume is False and (Path(cfg.output_dir) / "checkpoints").is_dir():
         console.print(f"note: starting afresh in {cfg.output_dir} (use --resume to continue)")
 
@@ -103,5 +118,6 @@ def merge(
     """Merge a LoRA adapter into its base model and save a standalone model."""
     from sftdata.trainer.modeling import merge_adapter
 
+    check_paths([Target("-o", output, "folder")], inputs=[adapter_dir] + ([base] if base else []))
     out = merge_adapter(adapter_dir, output, base=base)
     console.print(f"merged model: {out}")

@@ -45,6 +45,9 @@ from sftdata.steps.base import StepReport
 
 Replacement = Literal["auto", "never", "always"]
 Mode = Literal["natural", "ratio", "weight", "temperature"]
+# A total above this many times the records of all sources is refused: that much
+# upsampling is a typo (an extra zero), and the output would be built in memory first.
+MAX_UPSAMPLING = 1000
 
 
 @dataclass
@@ -195,6 +198,15 @@ def _source_rng(seed: int, name: str) -> np.random.Generator:
     return np.random.default_rng([seed % 2**63, zlib.crc32(name.encode("utf-8"))])
 
 
+@dataclass
+class MixOutcome:
+    """A mix, its report, and per source the records it never drew (``not_sampled``)."""
+
+    frame: pl.DataFrame
+    report: MixReport
+    unsampled: dict[str, pl.DataFrame]
+
+
 def mix_sources(
     sources: list[MixSource],
     total: int | None = None,
@@ -205,6 +217,20 @@ def mix_sources(
     replacement: Replacement = "auto",
 ) -> tuple[pl.DataFrame, MixReport]:
     """Mix ``sources`` into one shuffled canonical frame (see the module docstring)."""
+    outcome = mix_with_unsampled(sources, total, ratios, temperature, caps, seed, replacement)
+    return outcome.frame, outcome.report
+
+
+def mix_with_unsampled(
+    sources: list[MixSource],
+    total: int | None = None,
+    ratios: dict[str, float] | None = None,
+    temperature: float | None = None,
+    caps: dict[str, int] | None = None,
+    seed: int = 0,
+    replacement: Replacement = "auto",
+) -> MixOutcome:
+    """``mix_sources``, also returning the records each source had that were not drawn."""
     start = time.perf_counter()
     if not sources:
         raise UserError("nothing to mix: give at least one source")
@@ -225,6 +251,9 @@ def mix_sources(
     if total is not None and total < 0:
         raise UserError(f"total must be >= 0, got {total}")
     sizes = [s.frame.height for s in sources]
+    if total is not None and total > MAX_UPSAMPLING * max(sum(sizes), 1):
+        raise UserError(f"a total of {total:,} is over {MAX_UPSAMPLING}x the {sum(sizes):,} records of all "
+                        "sources together; ask for fewer")
     cap_of = [caps.get(n, math.inf) for n in names]
     capped_sizes = [min(size, cap) for size, cap in zip(sizes, cap_of)]
     mode, shares = _shares(sources, ratios, temperature, capped_sizes)
@@ -244,7 +273,7 @@ def mix_sources(
         if sum(counts) < total:
             notes.append(f"caps allow only {sum(counts):,} of the {total:,} records asked for")
 
-    rows, reports = [], []
+    rows, reports, unsampled = [], [], {}
     out_total = sum(counts)
     for source, size, count, share, cap in zip(sources, sizes, counts, shares, cap_of):
         if count > size and (size == 0 or replacement == "never"):
@@ -254,10 +283,14 @@ def mix_sources(
                 "lower the total, cap the source or change the ratios"
             )
         idx = _draw(_source_rng(seed, source.name), size, count, replacement) if count else None
-        unique = len(np.unique(idx)) if idx is not None else 0
+        drawn = np.unique(idx) if idx is not None else np.empty(0, dtype=np.int64)
+        unique = len(drawn)
         if idx is not None:
             frame = source.frame.select(FRAME_SCHEMA.names())[idx]
             rows.append(frame.with_columns(pl.lit(source.name, dtype=pl.String).alias("source")))
+        if unique < size:
+            left = np.setdiff1d(np.arange(size), drawn, assume_unique=True)
+            unsampled[source.name] = source.frame.select(FRAME_SCHEMA.names())[left]
         if count > unique:
             notes.append(f"{source.name}: upsampled, {count:,} taken from {size:,} records "
                          f"({count - unique:,} repeats)")
@@ -277,4 +310,4 @@ def mix_sources(
         temperature=temperature, sources=reports, notes=notes,
         seconds=round(time.perf_counter() - start, 4),
     )
-    return mixed, report
+    return MixOutcome(mixed, report, unsampled)

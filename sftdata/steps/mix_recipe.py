@@ -15,7 +15,9 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from sftdata.errors import UserError
-from sftdata.steps.mix import MixReport, MixSource, Replacement, mix_sources
+from sftdata.records import records_from_frame
+from sftdata.rejects import make_reject
+from sftdata.steps.mix import MixReport, MixSource, Replacement, mix_with_unsampled
 
 
 class MixSourceSpec(BaseModel):
@@ -60,11 +62,15 @@ class MixParams(BaseModel):
 
 @dataclass
 class MixResult:
+    """The mix; ``rejects`` are the sources' unreadable records, ``unsampled`` one
+    ``not_sampled`` reject per record a source had that the mix did not draw."""
+
     frame: pl.DataFrame
     report: MixReport
     rejects: list[dict] = field(default_factory=list)
     rows_in: int = 0
     formats: dict[str, str] = field(default_factory=dict)  # file sources' input formats
+    unsampled: list[dict] = field(default_factory=list)
 
 
 def run_mix(params: MixParams, base_dir: str | os.PathLike = ".",
@@ -90,8 +96,10 @@ def run_mix(params: MixParams, base_dir: str | os.PathLike = ".",
         loaded.append(MixSource(name, frame, spec.weight))
     ratios = {s.source_name(): s.ratio for s in params.sources if s.ratio is not None}
     caps = {s.source_name(): s.cap for s in params.sources if s.cap is not None}
-    frame, report = mix_sources(
+    outcome = mix_with_unsampled(
         loaded, total=params.total, ratios=ratios or None, temperature=params.temperature,
         caps=caps or None, seed=params.seed, replacement=params.replacement,
     )
-    return MixResult(frame, report, rejects, rows_in, formats)
+    unsampled = [make_reject(source=name, stage="mix", reason="not_sampled", record=record, id=record["id"])
+                 for name, left in outcome.unsampled.items() for record in records_from_frame(left)]
+    return MixResult(outcome.frame, outcome.report, rejects, rows_in, formats, unsampled)
