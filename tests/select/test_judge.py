@@ -130,12 +130,17 @@ def test_endpoint_logprobs_give_a_geval_score_and_refusal_falls_back_to_text():
         assert [m["judge"] for m in metas(result.kept)] == [2.0, 2.0]
 
 
-def test_a_dead_endpoint_is_a_reject_per_record_not_a_crash():
+def test_a_dead_endpoint_stops_with_one_line_before_any_record_is_rejected():
+    """Rejecting every record for an endpoint that is not running would empty the output;
+    the pre-flight check stops the step with a one-line user error instead."""
+    from sftdata.generate.backends import EndpointDown
+
     frame = frame_from_records(records()[:2])
-    result = build_step("judge", {"base_url": "http://127.0.0.1:9/v1", "model": "m", "max_retries": 0,
-                                  "request_timeout": 2, "progress": False})(frame)
-    assert result.kept.height == 0
-    assert set(result.rejected["reason"].to_list()) == {"judge_error:gave_up_connection"}
+    step = build_step("judge", {"base_url": "http://127.0.0.1:9/v1", "model": "m", "max_retries": 0,
+                                "request_timeout": 2, "progress": False, "cache": False})
+    with pytest.raises(EndpointDown) as caught:
+        step(frame)
+    assert "127.0.0.1:9" in str(caught.value) and "\n" not in str(caught.value)
 
 
 @pytest.mark.slow
