@@ -100,6 +100,9 @@ def mark_for(message: dict) -> str:
     return next((m for m in MARKS if m not in text), MARKS[0])
 
 
+_SAME_AS_TRANSFORMERS: dict[tuple, bool] = {}
+
+
 class Renderer:
     """Render conversations with a tokenizer's chat template and extra template kwargs."""
 
@@ -109,12 +112,15 @@ class Renderer:
         self.kwargs = dict(template_kwargs or {})
         self._compiled = _compiled(self.template)
         if self._compiled is not None:  # keep the fast path only if it renders exactly what transformers renders
-            probe = [{"role": "user", "content": PROBE[0]}, {"role": "assistant", "content": PROBE[1]}]
-            try:
-                same = self._fast(probe, None, True) == self._slow(probe, None, True)
-            except Exception:
-                same = False
-            if not same:
+            key = (self.template, json.dumps(self.kwargs, sort_keys=True, default=str),
+                   json.dumps(tokenizer.special_tokens_map, sort_keys=True, default=str))
+            if key not in _SAME_AS_TRANSFORMERS:
+                probe = [{"role": "user", "content": PROBE[0]}, {"role": "assistant", "content": PROBE[1]}]
+                try:
+                    _SAME_AS_TRANSFORMERS[key] = self._fast(probe, None, True) == self._slow(probe, None, True)
+                except Exception:
+                    _SAME_AS_TRANSFORMERS[key] = False
+            if not _SAME_AS_TRANSFORMERS[key]:
                 self._compiled = None
 
     @property

@@ -132,6 +132,8 @@ def locate(renderer: Renderer, messages: list[dict], tools: list | None, weights
     for turn in turns:
         if turn.span is not None:
             _check_reasoning(turn, messages[turn.index], text)
+        if turn.weight <= 0:  # only turns meant to train are warned about
+            turn.warnings.clear()
     return located
 
 

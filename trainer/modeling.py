@@ -37,8 +37,11 @@ def loss_sum(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     for key in ("position_ids", "attention_mask"):
         if key in batch:
             inputs[key] = batch[key]
-    out = model(**inputs, use_cache=False, logits_to_keep=keep)
-    logits = out.logits.float().reshape(-1, out.logits.shape[-1])
+    # The positions trained in any row, as 1-D indices: transformers 4.5x and 5.x both take
+    # that for logits_to_keep (5.x also takes a boolean mask, 4.5x raises on one).
+    positions = keep.any(dim=0).nonzero().squeeze(-1)
+    out = model(**inputs, use_cache=False, logits_to_keep=positions)
+    logits = out.logits[keep[:, positions]].float()
     ce = F.cross_entropy(logits, batch["targets"][keep], reduction="none")
     return (ce * weights[keep]).sum()
 
