@@ -110,6 +110,7 @@ class Renderer:
         self.tokenizer = tokenizer
         self.template = tokenizer.chat_template
         self.kwargs = dict(template_kwargs or {})
+        self._variables = {**tokenizer.special_tokens_map, **self.kwargs}  # what apply_chat_template passes
         self._compiled = _compiled(self.template)
         if self._compiled is not None:  # keep the fast path only if it renders exactly what transformers renders
             key = (self.template, json.dumps(self.kwargs, sort_keys=True, default=str),
@@ -145,8 +146,7 @@ class Renderer:
 
     def _fast(self, messages, tools, add_generation_prompt) -> str:
         return self._compiled.render(messages=messages, tools=tools, documents=None,
-                                     add_generation_prompt=add_generation_prompt,
-                                     **{**self.tokenizer.special_tokens_map, **self.kwargs})
+                                     add_generation_prompt=add_generation_prompt, **self._variables)
 
     def _slow(self, messages, tools, add_generation_prompt) -> str:
         kwargs = {"tools": tools} if tools else {}
@@ -160,7 +160,6 @@ class Renderer:
         out = self.tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True,
                                                  return_assistant_tokens_mask=True, **kwargs, **self.kwargs)
         return list(out["assistant_masks"])
-
 
 
 def _compiled(template: str) -> Any:

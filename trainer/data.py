@@ -201,7 +201,7 @@ def tokenise_record(renderer: Renderer, record: dict, max_length: int, opts: Mas
         result.dropped, result.detail = "nothing_to_train", "no message is selected for training"
         return result
     try:
-        whole = locate(renderer, messages, tools, weights)
+        whole = locate(renderer, messages, tools, weights, find_turns=opts.train_on != "all")
     except TemplateError as exc:
         result.dropped, result.detail = "template_error", str(exc)
         return result
@@ -226,7 +226,7 @@ def tokenise_record(renderer: Renderer, record: dict, max_length: int, opts: Mas
             pieces.insert(0, (messages, weights, whole))
     for t in whole.turns:
         result.warnings += [(t.index, w) for w in t.warnings]
-    result.trained_turns = len(trained)
+    result.trained_turns = len(trained) if opts.train_on != "all" else len(messages)
     for msgs, wts, located in pieces:
         example, located, truncated = _fit(renderer, msgs, tools, wts, located, max_length, opts)
         result.truncated |= truncated

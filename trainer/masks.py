@@ -106,11 +106,16 @@ def _data_span(renderer: Renderer, msgs: list[dict], i: int, tools: list | None,
     return (start, end) if end > start else None
 
 
-def locate(renderer: Renderer, messages: list[dict], tools: list | None, weights: list[float]) -> Located:
-    """Render ``messages`` whole and find each message's text and each trained turn's span."""
+def locate(renderer: Renderer, messages: list[dict], tools: list | None, weights: list[float],
+           find_turns: bool = True) -> Located:
+    """Render ``messages`` whole and find each message's text and each trained turn's span
+    (only the rendering and its tokens when not ``find_turns``: every token trains)."""
     tools = template_tools(tools)
     msgs, text = render_conversation(renderer, messages, tools)
     turns = [Turn(i, m["role"], w) for i, (m, w) in enumerate(zip(messages, weights))]
+    if not find_turns:
+        enc = renderer.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        return Located(text, list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]], turns)
     for turn, message in zip(turns, msgs):
         if own_text(message):
             try:

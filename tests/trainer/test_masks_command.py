@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -98,3 +99,23 @@ def test_train_refuses_a_template_that_drops_tool_calls(realworld, tmp_path, tin
                  "--max-length", "512")
     assert ok.returncode == 0, ok.stderr[-2000:]
     assert "for tool in tools" in (out / "chat_template.jinja").read_text()  # saved with the template it used
+
+
+def test_masks_loads_only_a_tokenizer_folder_and_takes_mask_settings(smol_tokenizer, tmp_path, cli):
+    folder = tmp_path / "tokenizer-only"
+    smol_tokenizer.save_pretrained(folder)  # no config.json, no weights
+    data = write_jsonl(tmp_path / "r.jsonl", [{"id": "r1", "messages": [
+        {"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "<think>sum</think>4"},
+        {"role": "user", "content": "3+3?"}, {"role": "assistant", "content": "6"}]}])
+    qwen3 = str(Path(__file__).parent / "templates" / "qwen3.jinja")
+    result = cli("masks", data, "--model", folder, "--chat-template", qwen3, "--json", "-n", "0")
+    assert result.exit_code == 0, result.stderr
+    row = json.loads(result.stdout)
+    assert row["id"] == "r1" and row["warnings"] == []  # the earlier turn is split off with its reasoning
+    assert sorted(row["trained"]) == ["<think>\n\n</think>\n\n6<|im_end|>", "<think>\nsum\n</think>\n\n4<|im_end|>"]
+    never = cli("masks", data, "--model", folder, "--chat-template", qwen3, "--json", "-n", "0",
+                "--set", "split_turns=never", "--train-on", "last")
+    row = json.loads(never.stdout)
+    assert row["trained"] == ["<think>\n\n</think>\n\n6<|im_end|>"]
+    bad = cli("masks", data, "--set", "learning_rate=1")
+    assert bad.exit_code == 2 and "not a mask setting" in bad.stderr
