@@ -195,7 +195,7 @@ def profile(renderer: Renderer) -> TemplateProfile:
     return _PROFILES[key]
 
 
-def _lcp(a: str, b: str) -> int:
+def common_prefix(a: str, b: str) -> int:
     """Length of the common prefix of two strings."""
     n = min(len(a), len(b))
     lo, hi = 0, n
@@ -224,9 +224,9 @@ def _probe(renderer: Renderer) -> TemplateProfile:
     after_d = text[where[3] + 1:]
     # Both are cut back to a token end: "<|end|>\n<|user|>" and "<|end|>\n<|endoftext|>"
     # share "<|end|>\n<|", which is no end-of-turn.
-    cut = _token_floor(renderer.tokenizer, text, where[1] + 1 + _lcp(after_b, after_d)) - where[1] - 1
+    cut = _token_floor(renderer.tokenizer, text, where[1] + 1 + common_prefix(after_b, after_d)) - where[1] - 1
     end_of_turn = after_b[:max(cut, 0)].rstrip()
-    start = _token_floor(renderer.tokenizer, asked, _lcp(asked, plain))
+    start = _token_floor(renderer.tokenizer, asked, common_prefix(asked, plain))
     prompt = asked[start:]
     # Token ends inside the generation prompt are the places where a header may stop.
     enc = renderer.tokenizer(asked, add_special_tokens=False, return_offsets_mapping=True)

@@ -32,9 +32,8 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from typing import Any
 
-from .chat import Renderer, mark_for, perturbed, profile, template_messages, template_tools, _lcp
+from .chat import Renderer, common_prefix, mark_for, perturbed, profile, template_messages, template_tools
 
 # Warning codes. BLOCKING ones mean a turn that should train trains nothing or the wrong
 # thing because of the chat template; `sftdata train` refuses to start on them.
@@ -100,8 +99,8 @@ def _data_span(renderer: Renderer, msgs: list[dict], i: int, tools: list | None,
     changed = list(msgs)
     changed[i] = perturbed(msgs[i], mark_for(msgs[i]))
     other = renderer(changed, tools)
-    start = _lcp(full, other)
-    tail = _lcp(full[start:][::-1], other[start:][::-1])
+    start = common_prefix(full, other)
+    tail = common_prefix(full[start:][::-1], other[start:][::-1])
     end = len(full) - tail
     return (start, end) if end > start else None
 
@@ -230,11 +229,11 @@ def _after_prompt(renderer: Renderer, msgs: list[dict], tools: list | None, loca
             changed = list(msgs[:i])
             changed[prev.index] = perturbed(msgs[prev.index], mark_for(msgs[prev.index]))
             other = renderer(changed, tools, add_generation_prompt=True)
-            head = _lcp(prompt, other)
-            tail = prompt[len(prompt) - _lcp(prompt[head:][::-1], other[head:][::-1]):]
+            head = common_prefix(prompt, other)
+            tail = prompt[len(prompt) - common_prefix(prompt[head:][::-1], other[head:][::-1]):]
     except Exception:
         return None
-    matched = _lcp(located.text[lo:turn.data[0]], tail)
+    matched = common_prefix(located.text[lo:turn.data[0]], tail)
     return lo + matched if matched or not tail else None
 
 

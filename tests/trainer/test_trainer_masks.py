@@ -136,3 +136,28 @@ def test_template_that_rewrites_history_trains_each_turn_as_written(smol_tokeniz
         ["<think>grass</think>Green.<|im_end|>"], ["<think>sky</think>Blue, like the sky.<|im_end|>"]]
     plain, _, _ = tokenise(tok, CONVO, 512)  # nothing rewritten: every answer found
     assert trained_text(tok, plain) == [a + "<|im_end|>" for a in ANSWERS]
+
+
+def test_end_of_turn_roles_template_kwargs_and_split_settings(smol_tokenizer):
+    from pathlib import Path
+
+    tok, eot = _tokenizer(smol_tokenizer, "qwen")
+    none, _, _ = tokenise(tok, CONVO, 512, train_on_eot="none")
+    assert trained_text(tok, none) == ANSWERS
+    last, _, _ = tokenise(tok, CONVO, 512, train_on_eot="last")
+    assert trained_text(tok, last) == [ANSWERS[0], ANSWERS[1] + eot]
+    users, _, _ = tokenise(tok, CONVO, 512, train_roles=("assistant", "user"))
+    assert trained_text(tok, users) == ["Name a colour.", ANSWERS[0] + eot, "Another one?", ANSWERS[1] + eot]
+    each = tokenise_records(tok, [CONVO], 512, split_turns="always")
+    assert [trained_text(tok, e) for e in each.examples] == [[ANSWERS[0] + eot], [ANSWERS[1] + eot]]
+    assert [e.turns for e in each.examples] == [(2,), (4,)]
+
+    qwen3 = copy.deepcopy(smol_tokenizer)
+    qwen3.add_special_tokens({"additional_special_tokens": ["<think>", "</think>"]})
+    qwen3.chat_template = (Path(__file__).parent / "templates" / "qwen3.jinja").read_text()
+    prepare_tokenizer(qwen3)
+    thinking, _, _ = tokenise(qwen3, CONVO, 512)
+    assert trained_text(qwen3, thinking)[-1] == "<think>\n\n</think>\n\n" + ANSWERS[1] + "<|im_end|>"
+    # enable_thinking=False puts the empty think block in the prompt: it is not the model's to write.
+    quiet, _, _ = tokenise(qwen3, CONVO, 512, chat_template_kwargs={"enable_thinking": False})
+    assert trained_text(qwen3, quiet)[-1] == ANSWERS[1] + "<|im_end|>"
