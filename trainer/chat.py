@@ -4,15 +4,17 @@ function, and a template's *profile* (its assistant header and end-of-turn text)
 The profile is read off the template itself by rendering a probe conversation of four
 one-character messages (①②③④), so nothing here knows any model family by name:
 
-- ``header``: the assistant header the model is given, not the text it writes
-  (``<|im_start|>assistant\\n``, ``<start_of_turn>model\\n``...): the longest piece of the
-  generation prompt, cut at a token boundary, that the template also writes before an
-  answer in a conversation. Empty for templates whose answers follow the user turn's
-  own closing (Mistral's ``[/INST]``, Phi-4's ``<|im_sep|>``).
 - ``end_of_turn``: what the template writes after an answer whatever comes next
   (``<|im_end|>``, ``<|eot_id|>``, ``</s>``, ``<|end|>``), found as the common start of
   the text after answer ② (a user turn follows) and after answer ④ (the conversation
-  ends), trailing whitespace removed. It is the template's own, not ``eos_token``.
+  ends), cut back to a token end, trailing whitespace removed. It is the template's own,
+  not ``eos_token``.
+- ``header``: the assistant header the model is given rather than writes
+  (``<|im_start|>assistant\\n``, ``<start_of_turn>model\\n``...): the longest piece of the
+  generation prompt, cut at a token end, that the template also writes before an answer.
+  Empty for templates whose answers follow the user turn's own closing (Mistral's
+  ``[/INST]``, Phi-4's ``<|im_sep|>``). masks.py only needs it for a turn with no message
+  before it; every other turn starts where its own prompt stops matching.
 
 Rendering goes through transformers' compiled (sandboxed) template when the installed
 version exposes it, checked once per template against ``apply_chat_template``; it is four
@@ -179,8 +181,7 @@ class TemplateProfile:
 
     header: str
     header_options: tuple[str, ...]  # longest first: the generation prompt cut at token ends, down to `header`
-    end_of_turn: str
-    ok: bool  # False when the probe conversation could not be rendered or read
+    end_of_turn: str  # "" also when the probe conversation could not be rendered or read
 
 
 _PROFILES: dict[tuple, TemplateProfile] = {}
@@ -216,10 +217,10 @@ def _probe(renderer: Renderer) -> TemplateProfile:
         asked = renderer([{"role": "user", "content": a}], add_generation_prompt=True)
         plain = renderer([{"role": "user", "content": a}])
     except Exception:
-        return TemplateProfile("", (), "", False)
+        return TemplateProfile("", (), "")
     where = [text.find(x) for x in PROBE]
     if any(p < 0 for p in where) or where != sorted(where) or any(text.count(x) != 1 for x in PROBE):
-        return TemplateProfile("", (), "", False)
+        return TemplateProfile("", (), "")
     after_a, after_b = text[where[0] + 1:where[1]], text[where[1] + 1:where[2]]
     after_d = text[where[3] + 1:]
     # Both are cut back to a token end: "<|end|>\n<|user|>" and "<|end|>\n<|endoftext|>"
@@ -234,7 +235,7 @@ def _probe(renderer: Renderer) -> TemplateProfile:
     options = [prompt[:e] for e in ends]
     header = next((h for h in options if after_a.endswith(h)), "")
     options = options[:options.index(header) + 1] if header else []
-    return TemplateProfile(header, tuple(options), end_of_turn, True)
+    return TemplateProfile(header, tuple(options), end_of_turn)
 
 
 def _token_floor(tokenizer: Any, text: str, position: int) -> int:

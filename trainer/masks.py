@@ -14,7 +14,7 @@ answer the template trimmed or rewrote, is located where it was written.
 around it. It starts where the prompt the model is given for it at inference,
 ``render(messages[:i], add_generation_prompt=True)``, stops matching the conversation
 (after the previous message's text); the assistant header, Mistral's ``[/INST]`` or
-DeepSeek's ``<think>\n`` prefill are prompt, Mistral's ``[TOOL_CALLS]`` and Qwen3's
+DeepSeek's ``<think>\\n`` prefill are prompt, Mistral's ``[TOOL_CALLS]`` and Qwen3's
 ``<think>`` block are not. A turn with no message before it falls back to the end of
 the template's assistant header (chat.profile). It ends with the template's own
 end-of-turn text after it (before the next message's text). Every token that overlaps
@@ -214,7 +214,7 @@ def _after_prompt(renderer: Renderer, msgs: list[dict], tools: list | None, loca
 
     The prompt is ``render(messages[:i], add_generation_prompt=True)``; what it writes
     after the last earlier message's own text (that turn's closing, this turn's header:
-    ``[/INST]``, ``<|im_end|>\n<|im_start|>assistant\n``) is matched against the
+    ``[/INST]``, ``<|im_end|>\\n<|im_start|>assistant\\n``) is matched against the
     conversation there. None when no earlier message has text of its own.
     """
     i = turn.index
