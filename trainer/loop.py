@@ -191,10 +191,9 @@ def train(config: TrainConfig | dict) -> TrainResult:
         micro = [collate([examples[i] for i in idx], cfg.packing, tokenizer.pad_token_id)
                  for idx in epoch_windows[window_pos]]
         micro = [{k: v.to(device) for k, v in b.items()} for b in micro]
-        # Normalise by the trained tokens (weights) of the whole step on all processes, so
-        # accumulation and packing give the same gradient as one big batch would.
-        # The count of trained tokens, not the sum of their weights: a weight scales a token's
-        # pull, so a step of half-weight turns moves half as far.
+        # Normalise by the trained tokens of the whole step on all processes, so accumulation
+        # and packing give the same gradient as one big batch would. Their count, not the sum
+        # of their weights: a weight scales a token's pull, so half-weight turns move half as far.
         denom = accelerator.reduce(sum((b["weights"] > 0).sum() for b in micro).float(), reduction="sum")
         step_loss = torch.zeros((), device=device)
         for j, batch in enumerate(micro):
