@@ -1,5 +1,6 @@
-"""`sftdata masks` through the installed command (a subprocess), on the real-world files with
-the bundled model, and `sftdata train` refusing a template that drops tool calls."""
+"""`sftdata masks` on the real-world files with the bundled model, and `sftdata train`
+refusing a template that drops tool calls. The installed command runs in a subprocess in
+one fast test and in the slow ones; the rest go through the same app in process."""
 
 from __future__ import annotations
 
@@ -30,8 +31,8 @@ def _records(stdout: str) -> list[dict]:
     return [json.loads(line) for line in stdout.splitlines() if line.strip()]
 
 
-def test_glaive_tool_calls_are_shown_untrained_then_trained_with_a_template_that_writes_them(realworld, tmp_path):
-    own = sftdata("masks", realworld / GLAIVE, "--json", "-n", "0")
+def _glaive_checks(run, realworld, tmp_path):
+    own = run("masks", realworld / GLAIVE, "--json", "-n", "0")
     assert own.returncode == 0, own.stderr
     rows = _records(own.stdout)
     assert len(rows) == 300 and {"id", "trained", "dropped", "warnings"} <= rows[0].keys()
@@ -40,8 +41,8 @@ def test_glaive_tool_calls_are_shown_untrained_then_trained_with_a_template_that
     assert not any("<tool_call>" in run for r in rows for run in r["trained"])
 
     page = tmp_path / "masks.html"
-    fixed = sftdata("masks", realworld / GLAIVE, "--chat-template", "chatml-tools", "--json", "-n", "2",
-                    "--html", page, "--strict")
+    fixed = run("masks", realworld / GLAIVE, "--chat-template", "chatml-tools", "--json", "-n", "2",
+                "--html", page, "--strict")
     assert fixed.returncode == 0, fixed.stderr
     rows = _records(fixed.stdout)
     calls = [run for r in rows for run in r["trained"] if run.startswith("<tool_call>")]
@@ -50,6 +51,24 @@ def test_glaive_tool_calls_are_shown_untrained_then_trained_with_a_template_that
     assert not any(r["warnings"] for r in rows)
     assert [r["dropped"] for r in rows if r["dropped"]] == ["too_long"]  # one record longer than max_length
     assert 'class="trained"' in page.read_text()
+
+
+def test_glaive_tool_calls_are_shown_untrained_then_trained_with_a_template_that_writes_them(realworld, tmp_path,
+                                                                                                 cli):
+    _glaive_checks(_in_process(cli), realworld, tmp_path)
+
+
+@pytest.mark.slow
+def test_glaive_tool_calls_through_the_installed_command(realworld, tmp_path):
+    _glaive_checks(sftdata, realworld, tmp_path)
+
+
+def _in_process(cli):
+    """The `cli` fixture with subprocess.run's result shape (returncode, stdout, stderr)."""
+    def run(*args):
+        result = cli(*args)
+        return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
+    return run
 
 
 def test_terminal_view_highlights_trained_tokens_and_counts_the_file(realworld):
@@ -71,34 +90,43 @@ def test_masks_works_on_every_real_world_file_with_the_bundled_model(realworld, 
     assert f"records: {len(rows):,}" in result.stderr
 
 
-def test_html_page_escapes_record_text(tmp_path):
+def test_html_page_escapes_record_text(tmp_path, cli):
     data = write_jsonl(tmp_path / "x.jsonl", [{"messages": [
         {"role": "user", "content": "<script>alert(1)</script>"},
         {"role": "assistant", "content": "<img src=x onerror=alert(2)> & done"}]}])
     page = tmp_path / "p.html"
-    result = sftdata("masks", data, "--html", page, "-n", "1")
-    assert result.returncode == 0, result.stderr
+    result = cli("masks", data, "--html", page, "-n", "1")
+    assert result.exit_code == 0, result.stderr
     html = page.read_text()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>" not in html
     assert "&lt;img src=x onerror=alert(2)&gt; &amp; done" in html and "<img" not in html
 
 
-def test_train_refuses_a_template_that_drops_tool_calls(realworld, tmp_path, tiny_model_dir):
+def _refusal_checks(run, realworld, tmp_path, model_dir):
     rows = json.loads((realworld / GLAIVE).read_text())[:12]
     data = tmp_path / "glaive.json"
     data.write_text(json.dumps(rows))
     out = tmp_path / "run"
-    result = sftdata("train", "--data", data, "--model", tiny_model_dir, "-o", out, "--max-steps", "1")
+    result = run("train", "--data", data, "--model", model_dir, "-o", out, "--max-steps", "1")
     assert result.returncode == 2
     message = result.stderr
     assert "tool_calls_not_rendered" in message and "turn" in message and "record" in message
     assert "--chat-template chatml-tools" in message and "--force" in message and "sftdata masks" in message
     assert not (out / "adapter_model.safetensors").exists()
-    ok = sftdata("train", "--data", data, "--model", tiny_model_dir, "-o", out, "--max-steps", "1",
-                 "--chat-template", "chatml-tools", "--set", "progress=false", "--set", "num_samples=0",
-                 "--max-length", "512")
+    ok = run("train", "--data", data, "--model", model_dir, "-o", out, "--max-steps", "1",
+             "--chat-template", "chatml-tools", "--set", "progress=false", "--set", "num_samples=0",
+             "--max-length", "512")
     assert ok.returncode == 0, ok.stderr[-2000:]
     assert "for tool in tools" in (out / "chat_template.jinja").read_text()  # saved with the template it used
+
+
+def test_train_refuses_a_template_that_drops_tool_calls(realworld, tmp_path, tiny_model_dir, cli):
+    _refusal_checks(_in_process(cli), realworld, tmp_path, tiny_model_dir)
+
+
+@pytest.mark.slow
+def test_train_refuses_through_the_installed_command(realworld, tmp_path, tiny_model_dir):
+    _refusal_checks(sftdata, realworld, tmp_path, tiny_model_dir)
 
 
 def test_masks_loads_only_a_tokenizer_folder_and_takes_mask_settings(smol_tokenizer, tmp_path, cli):
