@@ -33,6 +33,7 @@ COMMAND_MODULES = (
     "sftdata.cli.clean_commands",
     "sftdata.cli.generate_command",
     "sftdata.cli.train_commands",
+    "sftdata.cli.masks_command",
     "sftdata.cli.mix_command",
     "sftdata.cli.audit_command",
     "sftdata.cli.run_command",

@@ -75,7 +75,7 @@ def test_unscorable_records_and_thresholds_are_rejects_with_scores(tiny_model_di
     recs.append({"id": "no_answer", "messages": [{"role": "user", "content": "Hello?"}],
                  "source": "test", "meta": {}})
     base = build_step("perplexity", {"model": str(tiny_model_dir), "progress": False})(frame_from_records(recs))
-    assert base.report.drops == {"unscorable:no_trained_tokens": 1}
+    assert base.report.drops == {"unscorable:nothing_to_train": 1}
     scores = sorted(m["perplexity"] for m in metas(base.kept))
     cut = scores[len(scores) // 2]
     result = build_step("perplexity", {"model": str(tiny_model_dir), "progress": False,
