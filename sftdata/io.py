@@ -1,7 +1,7 @@
 """Files: their kinds, atomic writes, and writing rows; JSON as sftdata writes it.
 
 ``extension`` names a file's kind (``.json`` array, ``.jsonl``, ``.parquet``, ``.csv``)
-or gives a one-line error. Writing is atomic: data goes to a temp file in the target
+or gives a one-line error. Writing is atomic (``sftdata.atomic``): data goes to a temp file in the target
 folder, which is renamed over the target only once it is complete (``atomic_path``,
 ``atomic_dir``). ``write_rows`` writes dict rows in any kind; in Parquet and CSV a column
 whose values are nested or of mixed types is JSON text (``rows_to_table``) and a
@@ -11,18 +11,16 @@ rows back, record by record, is ``sftdata.rawrows``.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
 import polars as pl
 
-from sftdata.errors import UserError
+from sftdata.atomic import atomic_dir, atomic_path, os_reason  # noqa: F401 - the writers' home
+from sftdata.errors import OutputError, UserError
 
 EXTENSIONS = (".json", ".jsonl", ".parquet", ".csv")
 # The key of the Parquet key-value metadata sftdata writes: JSON with the format, the
@@ -57,52 +55,6 @@ def check_readable(path: Path) -> None:
         raise UserError(f"{path}: not readable (permission denied)")
 
 
-# The process umask, read once (reading it means setting it). Temp files and folders are
-# created private; outputs get the permissions a plain open() would have given them.
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike):
-    """Yield a temp path next to ``path``; rename it over ``path`` only on success."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.fchmod(fd, 0o666 & ~_UMASK)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-@contextlib.contextmanager
-def atomic_dir(target: str | os.PathLike, replace: bool = True):
-    """Yield a temp folder beside ``target``; move it into place only on success.
-
-    ``replace=False`` keeps a ``target`` that already exists (e.g. another process
-    finished the same work first) and discards the temp copy. The temp folder is always
-    removed, so a killed or failed write leaves nothing half-written at ``target``.
-    """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    os.chmod(tmp, 0o777 & ~_UMASK)
-    try:
-        yield tmp
-        if target.exists() and replace:
-            shutil.rmtree(target)
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if replace or not target.exists():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _json_default(value: Any) -> Any:
@@ -256,15 +208,26 @@ class JsonlAppender:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.path, "a", encoding="utf-8")
+        self._failed = False
 
     def append(self, rows: Iterable[dict]) -> None:
-        for row in rows:
-            self._file.write(dumps(row) + "\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        try:
+            for row in rows:
+                self._file.write(dumps(row) + "\n")
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        except OSError as exc:
+            self._failed = True
+            raise OutputError(f"cannot write {self.path}: {os_reason(exc)}") from None
 
     def close(self) -> None:
-        self._file.close()
+        """Close the file; after a failed append the unwritten rest is dropped quietly
+        (the failure was reported; resuming cuts a torn last line)."""
+        try:
+            self._file.close()
+        except OSError as exc:
+            if not self._failed:
+                raise OutputError(f"cannot write {self.path}: {os_reason(exc)}") from None
 
     def __enter__(self):
         return self

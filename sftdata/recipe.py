@@ -18,19 +18,25 @@ Shape::
     mix: {sources: [{name: main}, {path: general.jsonl, ratio: 0.25}], seed: 0}
     output: {format: sharegpt, file: data.jsonl}
     train: {max_steps: 20}        # sftdata.trainer.TrainConfig (data/output_dir are set by the run)
+
+Where a run writes: everything goes inside its run directory, ``runs/<name>`` unless
+``run_dir`` names another (absolute, or relative to the current folder: choosing it is
+the explicit opt-out). ``name`` is a plain name and ``output.file`` a relative path
+inside the run directory (no ``..``, not absolute). A key given twice is an error.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from sftdata.errors import UserError
-from sftdata.formats import FORMAT_NAMES
+from sftdata.formats import FORMAT_NAMES, check_format
+from sftdata.io import extension
 from sftdata.steps.mix_recipe import MixParams
 
 
@@ -61,7 +67,29 @@ class OutputSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     format: str = Field(default="sharegpt", description=f"One of {', '.join(FORMAT_NAMES)}.")
-    file: str = Field(default="data.jsonl", description="File name; its extension picks json/jsonl/parquet/csv.")
+    file: str = Field(default="data.jsonl", description="File name inside the run directory (a relative "
+                      "path, no `..`); its extension picks json/jsonl/parquet/csv.")
+
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        try:
+            return check_format(value)
+        except UserError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("file")
+    @classmethod
+    def _inside_run_dir(cls, value: str) -> str:
+        parts = PurePath(value).parts
+        if not value or PurePath(value).is_absolute() or ".." in parts or "\\" in value:
+            raise ValueError(f"{value!r} must be a relative path inside the run directory (no `..`, "
+                             "not absolute); choose the folder with `run_dir`")
+        try:
+            extension(value)
+        except UserError as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
 
 class AuditSpec(BaseModel):
@@ -86,9 +114,24 @@ class Recipe(BaseModel):
     audit: AuditSpec = Field(default_factory=AuditSpec)
     train: dict[str, Any] | None = Field(
         default=None, description="Trainer options (`sftdata train`); leave out to only build data.")
+    # The file it was read from and its YAML tree, for `recipe.yaml:LINE:` in later errors.
+    _source: tuple[str, Any] = PrivateAttr(default=("recipe", None))
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        if not value.strip() or value in (".", "..") or any(c in value for c in "/\\\0"):
+            raise ValueError(f"{value!r} must be a plain name (it names the folder runs/<name>): "
+                             "no `/`, not `.` or `..`; choose another folder with `run_dir`")
+        return value
 
     def step_list(self) -> list[tuple[str, dict]]:
         return [(name, params or {}) for item in self.steps for name, params in item.items()]
+
+    def errors_at(self, errors: list[dict]) -> str:
+        """``errors`` ({loc, type, msg}) as ``recipe.yaml:LINE: where: what`` lines."""
+        path, root = self._source
+        return _format_errors(path, root, errors)
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
@@ -141,9 +184,9 @@ def _where(loc: tuple) -> str:
     return out or "recipe"
 
 
-def _format_errors(path: str, root: yaml.Node | None, errors: list[dict]) -> str:
+def _format_errors(path: str, root: yaml.Node | None, errors: list[dict], limit: int = 8) -> str:
     lines = []
-    for err in errors[:5]:
+    for err in errors[:limit]:
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "dict["))))
         line = _line_of(root, loc)
         if err["type"] == "extra_forbidden":
@@ -151,6 +194,8 @@ def _format_errors(path: str, root: yaml.Node | None, errors: list[dict]) -> str
         else:
             msg = f"{_where(loc)}: {err['msg']}"
         lines.append(f"{path}:{line or '?'}: {msg}")
+    if len(errors) > limit:
+        lines.append(f"{path}: ... and {len(errors) - limit} more")
     return "\n".join(lines)
 
 
@@ -178,6 +223,10 @@ def validate_parts(recipe: Recipe) -> list[dict]:
         if spec.generate is not None:
             from sftdata.generate import GenerateConfig
 
+            for key in ("output", "rejects", "overwrite"):
+                if key in spec.generate:
+                    errors.append({"loc": ("inputs", i, "generate", key), "type": "value_error",
+                                   "msg": "set by `sftdata run` (the run directory's generate/ folder)"})
             try:
                 GenerateConfig.model_validate({"output": "x.jsonl", **spec.generate})
             except ValidationError as exc:
@@ -197,12 +246,41 @@ def validate_parts(recipe: Recipe) -> list[dict]:
     return errors
 
 
+def duplicate_keys(path: str, node: yaml.Node | None, _seen: set[int] | None = None) -> list[str]:
+    """``path:LINE: key 'k' given twice (first at line N)`` for every mapping in the tree
+    that names a key twice (YAML loaders silently keep the last one). Aliases are
+    visited once (``&a [*a]`` refers to itself)."""
+    seen = set() if _seen is None else _seen
+    if id(node) in seen:
+        return []
+    seen.add(id(node))
+    problems: list[str] = []
+    if isinstance(node, yaml.MappingNode):
+        first: dict[Any, int] = {}
+        for key, value in node.value:
+            line = key.start_mark.line + 1
+            if isinstance(key, yaml.ScalarNode) and key.value in first:
+                problems.append(f"{path}:{line}: key {key.value!r} given twice (first at line {first[key.value]})")
+            elif isinstance(key, yaml.ScalarNode):
+                first[key.value] = line
+            problems += duplicate_keys(path, value, seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            problems += duplicate_keys(path, item, seen)
+    return problems
+
+
 def load_recipe(path: str | os.PathLike, overrides: list[str] | None = None) -> Recipe:
     """Read, override and validate a recipe; every problem is a ``UserError`` with its line."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such recipe file")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not valid UTF-8") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read ({exc.strerror})") from None
     try:
         root = yaml.compose(text)
         data = yaml.safe_load(text)
@@ -210,6 +288,9 @@ def load_recipe(path: str | os.PathLike, overrides: list[str] | None = None) -> 
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark else ""
         raise UserError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    twice = duplicate_keys(str(path), root)
+    if twice:
+        raise UserError("\n".join(twice[:5]))
     if not isinstance(data, dict):
         raise UserError(f"{path}: a recipe is a YAML mapping")
     data = apply_overrides(data, overrides or [])
@@ -217,7 +298,8 @@ def load_recipe(path: str | os.PathLike, overrides: list[str] | None = None) -> 
         recipe = Recipe.model_validate(data)
     except ValidationError as exc:
         raise UserError(_format_errors(str(path), root, exc.errors())) from None
+    recipe._source = (str(path), root)
     errors = validate_parts(recipe)
     if errors:
-        raise UserError(_format_errors(str(path), root, errors))
+        raise UserError(recipe.errors_at(errors))
     return recipe

@@ -69,7 +69,7 @@ def rejects_from_frame(rejected: pl.DataFrame, stage: str) -> list[dict]:
 def default_rejects_path(output: str | os.PathLike) -> Path:
     """``out/data.jsonl`` -> ``out/data.rejects.jsonl`` (next to the output)."""
     output = Path(output)
-    return output.with_name(f"{output.stem}.rejects.jsonl")
+    return output.parent / f"{output.stem}.rejects.jsonl"
 
 
 def write_rejects(path: str | os.PathLike, rejects: Iterable[dict]) -> int:

@@ -7,6 +7,11 @@ every stage whose key is unchanged, so a change recomputes only the changed stag
 those after it; a killed run starts again from the last finished stage (generation and
 training resume from their own checkpoints). The run directory ends with the data, the
 rejects, the audit report, the trained adapter and ``summary.json``.
+
+Safety: before anything runs, ``sftdata.run_checks`` checks every file the recipe reads
+and the run directory; the run then holds the directory's lock (``sftdata.runlock``).
+The run directory, each stage folder and ``train/`` carry sftdata's marker
+(``sftdata.ownership``), and only marked folders are ever pruned or replaced.
 """
 
 from __future__ import annotations
@@ -25,10 +30,14 @@ import polars as pl
 from sftdata import __version__
 from sftdata.audit.inputs import InputInfo
 from sftdata.convert import read_canonical, write_records
+from sftdata.errors import UserError
 from sftdata.io import atomic_path, read_complete_lines, write_frame, write_rows
+from sftdata.ownership import folder_is_ours, mark_folder
 from sftdata.recipe import InputSpec, Recipe
 from sftdata.rejects import count_reasons, rejects_from_frame
 from sftdata.records import FRAME_SCHEMA, empty_frame
+from sftdata.run_checks import GENERATE_PATHS, LOCK_NAME, TRAIN_PATHS, check_run, in_recipe_folder
+from sftdata.runlock import exclusive
 from sftdata.steps.base import StepReport
 from sftdata.steps.registry import get_step
 
@@ -83,7 +92,7 @@ class StageStore:
 
     def save(self, index: int, stage: Stage) -> None:
         folder = self.folder(index, stage.name, stage.key)
-        folder.mkdir(parents=True, exist_ok=True)
+        mark_folder(folder)
         write_rows(folder / "rejects.jsonl", stage.rejects)
         with atomic_path(folder / "report.json") as tmp:
             tmp.write_text(json.dumps(stage.report, indent=2, default=str), encoding="utf-8")
@@ -91,10 +100,11 @@ class StageStore:
         self.kept.append(folder)
 
     def prune(self) -> None:
-        """Remove stage folders no longer part of the recipe (older keys)."""
+        """Remove stage folders no longer part of the recipe (older keys); only folders
+        sftdata made (marked) are removed, anything else under ``stages/`` stays."""
         if self.root.exists():
             for folder in self.root.iterdir():
-                if folder.is_dir() and folder not in self.kept:
+                if folder not in self.kept and folder_is_ours(folder):
                     shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -106,7 +116,11 @@ def _read_input(spec: InputSpec, base: Path, run_dir: Path, key: str, log: Log
         from sftdata.generate import GenerateConfig, generate
 
         out = run_dir / "generate" / f"{spec.source_name()}-{key}.jsonl"
-        summary = generate(GenerateConfig.model_validate({**spec.generate, "output": str(out)}))
+        options = {**spec.generate, "output": str(out)}
+        for name in GENERATE_PATHS:
+            if options.get(name) is not None:
+                options[name] = str(in_recipe_folder(base, options[name]))
+        summary = generate(GenerateConfig.model_validate(options))
         extra["generate"] = summary.to_dict()
         log(f"generated with {summary.backend} / {summary.model}: {summary.records} records, "
             f"{summary.requests} requests, {summary.total_tokens:,} tokens")
@@ -208,11 +222,13 @@ def build_stages(recipe: Recipe, base: Path, run_dir: Path, log: Log) -> tuple[l
         stage = store.load(index, "mix", key)
         if stage is None:
             mixed = run_mix(recipe.mix, base_dir=base, main=frame)
-            # Records a source had but the mix did not draw count as `not_sampled`.
+            # Records a source had but the mix did not draw are dropped as `not_sampled`:
+            # they are in the rejects like every other dropped record.
+            rejects = mixed.rejects + mixed.unsampled
             report = mixed.report.step_report().model_dump()
-            report.update(rows_in=mixed.rows_in, drops={**report["drops"], **count_reasons(mixed.rejects)},
+            report.update(rows_in=mixed.rows_in, drops={**report["drops"], **count_reasons(rejects)},
                           mix=mixed.report.model_dump(), formats=_mix_formats(recipe, mixed.formats, stages))
-            stage = Stage("mix", key, mixed.frame.select(FRAME_SCHEMA.names()), mixed.rejects, report)
+            stage = Stage("mix", key, mixed.frame.select(FRAME_SCHEMA.names()), rejects, report)
             store.save(index, stage)
         _log_stage(log, stage)
         stages.append(stage)
@@ -276,7 +292,7 @@ def _samples(model: str | Path | None, prompts: list, max_new_tokens: int) -> li
 
 
 def run_training(recipe: Recipe, run_dir: Path, data_path: Path, data_key: str,
-                 frame: pl.DataFrame, log: Log) -> dict:
+                 frame: pl.DataFrame, log: Log, base: Path = Path(".")) -> dict:
     """Train on the built data; reuse a finished run with the same key, resume a killed one.
 
     Before/after samples are made here rather than by the trainer, so that the same
@@ -285,6 +301,9 @@ def run_training(recipe: Recipe, run_dir: Path, data_path: Path, data_key: str,
     from sftdata.trainer import TrainConfig, train
 
     options = dict(recipe.train or {})
+    for name in TRAIN_PATHS:
+        if options.get(name) is not None:
+            options[name] = str(in_recipe_folder(base, options[name]))
     prompts = options.pop("sample_prompts", None) or _sample_prompts(frame, options.get("num_samples", 2))
     max_new = options.get("sample_max_new_tokens", 64)
     options.setdefault("save_every", 5)
@@ -297,8 +316,13 @@ def run_training(recipe: Recipe, run_dir: Path, data_path: Path, data_key: str,
         return state
     resume = state.get("key") == key and out.exists()
     if not resume and out.exists():
+        if not folder_is_ours(out):
+            raise UserError(f"{out} exists and sftdata did not make it; move it away (the run "
+                            "trains into this folder)")
         shutil.rmtree(out)
-    marker.write_text(json.dumps({"key": key, "done": False}))
+    mark_folder(out)
+    with atomic_path(marker) as tmp:
+        tmp.write_text(json.dumps({"key": key, "done": False}), encoding="utf-8")
     before = _samples(options.get("model"), prompts, max_new)
     config = TrainConfig.model_validate({**options, "data": str(data_path), "data_format": recipe.output.format,
                                          "output_dir": str(out), "resume": resume, "num_samples": 0})
@@ -315,12 +339,20 @@ def run_training(recipe: Recipe, run_dir: Path, data_path: Path, data_key: str,
     return state
 
 
-def run_recipe(recipe: Recipe, recipe_path: Path, log: Log = print, train: bool = True) -> dict:
-    """Build, write, audit and (when the recipe has a train block) train; returns the summary."""
+def run_recipe(recipe: Recipe, recipe_path: Path, log: Log = print, train: bool = True,
+               wait: bool = False) -> dict:
+    """Check, then build, write, audit and (when the recipe has a train block) train;
+    returns the summary. A second run of the same run directory stops with a one-line
+    error naming the process that holds it, or waits for it with ``wait=True``."""
+    run_dir = check_run(recipe, recipe_path)
+    mark_folder(run_dir)
+    with exclusive(run_dir / LOCK_NAME, f"the run directory {run_dir}", wait=wait, log=log):
+        return _run_locked(recipe, Path(recipe_path), run_dir, log, train)
+
+
+def _run_locked(recipe: Recipe, recipe_path: Path, run_dir: Path, log: Log, train: bool) -> dict:
     start = time.perf_counter()
     base = recipe_path.resolve().parent
-    run_dir = Path(recipe.run_dir or Path("runs") / recipe.name)
-    run_dir.mkdir(parents=True, exist_ok=True)
     stages, frame, key = build_stages(recipe, base, run_dir, log)
     data_path, rejects_path, write_rejected = write_outputs(recipe, run_dir, stages, frame)
     data_key = fingerprint(key, recipe.output.model_dump())
@@ -333,7 +365,7 @@ def run_recipe(recipe: Recipe, recipe_path: Path, log: Log = print, train: bool 
         "stages": [{**s.report, "cached": s.cached} for s in stages],
     }
     if recipe.train is not None and train:
-        summary["train"] = run_training(recipe, run_dir, data_path, data_key, frame, log)
+        summary["train"] = run_training(recipe, run_dir, data_path, data_key, frame, log, base)
     summary["seconds"] = round(time.perf_counter() - start, 1)
     with atomic_path(run_dir / "summary.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str), encoding="utf-8")

@@ -10,7 +10,8 @@ the first reads, runs the row-local steps before them, lets each global step
 global steps then ``decide`` in order (each seeing only what the ones before it
 kept), get the ids they name, and the second pass ``split``s the spilled batches and
 runs the steps after them. A list with a row-local step between two global steps is
-run in memory instead (``run_chain`` on the whole file).
+run in memory instead (``run_chain`` on the whole file), as is a list with a step
+that must see every row at once (``Step.row_local`` False: select, scores).
 """
 
 from __future__ import annotations
@@ -46,7 +47,10 @@ class FileRun:
 
 def _phases(steps: list[Step]) -> tuple[list[Step], list[GlobalStep], list[Step]] | None:
     """(row-local steps before the global ones, the global ones, row-local after), or
-    None when a row-local step sits between two global ones."""
+    None when a row-local step sits between two global ones or a step must see every
+    row in one frame (``Step.row_local`` False)."""
+    if any(not s.row_local and not isinstance(s, GlobalStep) for s in steps):
+        return None
     first = next((i for i, s in enumerate(steps) if isinstance(s, GlobalStep)), len(steps))
     last = max((i for i, s in enumerate(steps) if isinstance(s, GlobalStep)), default=first - 1)
     middle = steps[first:last + 1]

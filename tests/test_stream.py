@@ -70,3 +70,16 @@ def test_step_rejects_carry_the_whole_record(tmp_path, corpus):
     first = json.loads(rejects.read_text().splitlines()[-1])
     assert set(first) == {"source", "location", "stage", "reason", "detail", "id", "record"}
     assert first["record"]["id"] == first["id"] and first["record"]["messages"][0]["role"] == "user"
+
+
+def test_a_budgeted_select_sees_the_whole_file_not_each_batch(tmp_path):
+    """A top-k over batches would keep k per batch; select is not row-local."""
+    rows = [{"instruction": f"Task {i}", "output": f"answer {i}", "q": i} for i in range(300)]
+    path = tmp_path / "scored.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    done = run_file(path, out, [build_step("select", {"by": "q", "top": 10})], tmp_path / "rej.jsonl",
+                    batch_rows=50, batch_bytes=2_000)
+    assert done.rows_out == 10
+    kept = [json.loads(line)["q"] for line in out.read_text().splitlines()]
+    assert sorted(kept) == list(range(290, 300))

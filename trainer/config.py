@@ -9,7 +9,7 @@ config without loading the training stack.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -30,9 +30,14 @@ class TrainConfig(BaseModel):
     eval_data: str | None = Field(default=None, description="Held-out data file for eval loss; when unset, `eval_split` of the training data is held out.")
     eval_split: float = Field(default=0.0, ge=0.0, lt=1.0, description="Fraction of the training records held out for eval loss when no `eval_data` is given.")
     max_eval_records: int = Field(default=200, ge=1, description="At most this many held-out records are used for eval loss (keeps eval fast).")
-    chat_template: str | None = Field(default=None, description="Path to a Jinja chat template that replaces the tokenizer's; the bundled ChatML is used when the tokenizer has none.")
-    max_length: int = Field(default=2048, ge=8, description="Longest tokenised conversation; longer ones are cut at a whole-turn boundary where possible.")
-    train_on: Literal["assistant", "last", "all", "weight"] = Field(default="assistant", description="Loss mask: all assistant turns, the last assistant turn only, every token, or per-message `weight` (assistant turns default to 1, others to 0).")
+    chat_template: str | None = Field(default=None, description="A Jinja chat template file that replaces the tokenizer's, or a bundled one: `chatml`, `chatml-tools` (ChatML that writes tools and tool calls, for ChatML models like SmolLM2 whose own template drops them). The tokenizer's own is used when unset (ChatML when it has none); the trained model is saved with the template it was trained with.")
+    chat_template_kwargs: dict[str, Any] = Field(default_factory=dict, description="Extra variables for the chat template, e.g. {enable_thinking: false} for Qwen3.")
+    max_length: int = Field(default=2048, ge=8, description="Longest tokenised conversation. Longer ones are cut at the end of the last whole trained turn that fits; with `train_on: last` earlier turns are dropped from the left instead.")
+    train_on: Literal["assistant", "last", "all", "weight"] = Field(default="assistant", description="Which turns train: `assistant` = every message whose role is in `train_roles`; `last` = only the last of them (earlier turns are context); `weight` = as `assistant`, plus any other message with an explicit `weight` > 0; `all` = every token. In every mode but `all` a message's `weight` scales its loss (0 = not trained, 0.5 = half the pull): the step loss is divided by the number of trained tokens, not by the sum of weights.")
+    train_roles: list[str] = Field(default_factory=lambda: ["assistant"], description="Roles whose messages train (with `train_on` assistant, last or weight). An assistant turn trains from the end of its header to its end-of-turn; other roles train their own text.")
+    train_on_eot: Literal["turn", "last", "none"] = Field(default="turn", description="Train the template's end-of-turn token after every trained turn (`turn`, so the model learns to stop), only after the last one, or never.")
+    split_turns: Literal["auto", "never", "always"] = Field(default="auto", description="`auto`: a turn whose reasoning (<think>...</think>) the template drops from the conversation (Qwen3, DeepSeek-R1 drop it from earlier turns) trains in an example of its own that ends at it, where the template keeps it, as the model sees the conversation when it writes that turn. `never`: every turn trains as written in the whole conversation (counted as reasoning_not_rendered). `always`: one example per trained turn.")
+    force: bool = Field(default=False, description="Train even when the mask check finds turns that would train nothing or wrongly (see `sftdata masks`).")
     packing: bool = Field(default=True, description="Padding-free packing: sequences share rows (best-fit decreasing) with per-sequence position ids. Off: batches grouped by length and padded.")
     pack_length: int | None = Field(default=None, ge=8, description="Tokens per packed row (default `max_length`); a micro-batch is `batch_size` rows.")
 
@@ -43,7 +48,7 @@ class TrainConfig(BaseModel):
     lora_alpha: float = Field(default=32.0, gt=0, description="LoRA scaling numerator (scale = alpha / r).")
     lora_dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description="Dropout on the LoRA input.")
     lora_target: list[str] | Literal["all-linear"] = Field(default="all-linear", description="Module names to adapt, or `all-linear` for every linear layer except the output head.")
-    freeze_trainable_layers: int = Field(default=2, ge=1, description="freeze method: how many of the last transformer layers are trained.")
+    freeze_trainable_layers: int = Field(default=2, ge=1, description="freeze method: how many of the last transformer layers are trained (at most the model's layer count), with the final norm.")
     attn_implementation: str = Field(default="sdpa", description="transformers attention implementation (sdpa or eager support padding-free packing on CPU).")
 
     # Optimisation
@@ -58,7 +63,8 @@ class TrainConfig(BaseModel):
     grad_accum: int = Field(default=1, ge=1, description="Micro-batches per optimizer step; the loss is normalised by the trained tokens of the whole step.")
     max_grad_norm: float | None = Field(default=1.0, gt=0, description="Clip the global gradient norm to this value; unset = no clipping.")
     gradient_checkpointing: bool = Field(default=False, description="Recompute activations in the backward pass: less memory, ~30% slower.")
-    dtype: Literal["auto", "float32", "bfloat16"] = Field(default="auto", description="auto = float32 on CPU (no bf16 units) and bf16 mixed precision on GPU.")
+    dtype: Literal["auto", "float32", "bfloat16"] = Field(default="auto", description="Training precision: auto = float32 on CPU (no bf16 units) and bf16 mixed precision on GPU.")
+    save_dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(default="auto", description="dtype of the saved model (method full or freeze): auto = the base model's dtype, so a bf16 base gives a bf16 model.")
     seed: int = Field(default=42, description="Seeds data order, held-out split, dropout and initialisation of adapters.")
 
     # Logging, eval, checkpoints
@@ -68,6 +74,7 @@ class TrainConfig(BaseModel):
     save_every: int | None = Field(default=None, ge=1, description="Write a resumable checkpoint every N optimizer steps.")
     keep_checkpoints: int = Field(default=2, ge=1, description="Keep only the newest N checkpoints.")
     resume: bool = Field(default=False, description="Continue from the newest checkpoint in `output_dir` (same data, same seed).")
+    overwrite: bool = Field(default=False, description="Starting afresh (no `resume`) in an `output_dir` that has checkpoints: delete them. Without it they are kept, moved with their metrics and config to `earlier-<time>/`.")
     tensorboard: bool = Field(default=False, description="Also log metrics to tensorboard under `output_dir/tensorboard` (needs the tensorboard package).")
     progress: bool = Field(default=True, description="Show a progress bar.")
 

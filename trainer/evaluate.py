@@ -1,8 +1,9 @@
 """Held-out loss and sample generations, for the loop and for callers measuring forgetting.
 
-``evaluate_loss`` is the mean cross-entropy per trained token (weighted by per-token
-weights), the same quantity the training loss reports, so before/after numbers compare
-directly. It always runs packed with ``use_cache=False`` under ``torch.no_grad``: in eval
+``evaluate_loss`` is the weighted cross-entropy summed over trained tokens divided by
+their number (per-token weights scale each token's share; with no weights below 1 it is
+the mean per trained token), the same quantity the training loss reports, so
+before/after numbers compare directly. It always runs packed with ``use_cache=False`` under ``torch.no_grad``: in eval
 mode transformers would otherwise build a cache, skip the packed-sequence mask, and let
 packed conversations attend to each other.
 """
@@ -30,7 +31,7 @@ def load_records(path: str | os.PathLike, fmt: str | None = None) -> list[dict]:
 
 def examples_loss(model: Any, examples: Sequence[Example], row_length: int,
                   batch_rows: int = 4, device: Any = None) -> tuple[float, float]:
-    """``(weighted loss sum, weight sum)`` over examples, packed, without gradients."""
+    """``(weighted loss sum, trained-token count)`` over examples, packed, without gradients."""
     if not examples:
         return 0.0, 0.0
     was_training = model.training
@@ -44,14 +45,14 @@ def examples_loss(model: Any, examples: Sequence[Example], row_length: int,
             if device is not None:
                 batch = {k: v.to(device) for k, v in batch.items()}
             total += float(loss_sum(model, batch))
-            weight += float(batch["weights"].sum())
+            weight += float((batch["weights"] > 0).sum())
     model.train(was_training)
     return total, weight
 
 
 def evaluate_loss(model: Any, records: Sequence[dict] | str | os.PathLike,
                   tokenizer: Any = None, max_length: int = 2048, train_on: str = "assistant",
-                  chat_template: str | None = None, batch_rows: int = 4) -> float:
+                  chat_template: str | None = None, batch_rows: int = 4, **mask_options: Any) -> float:
     """Mean loss per trained token of ``model`` on canonical ``records`` (or a data file).
 
     ``model`` is a loaded model (then pass its ``tokenizer``), a folder holding a full
@@ -67,7 +68,7 @@ def evaluate_loss(model: Any, records: Sequence[dict] | str | os.PathLike,
     if isinstance(records, (str, Path)):
         records = load_records(records)
     prepare_tokenizer(tokenizer, chat_template)
-    examples = tokenise_records(tokenizer, records, max_length, train_on).examples
+    examples = tokenise_records(tokenizer, records, max_length, train_on, **mask_options).examples
     device = next(model.parameters()).device
     total, weight = examples_loss(model, examples, max_length, batch_rows, device)
     return total / weight if weight else float("nan")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import random
-import shutil
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -22,17 +22,22 @@ import yaml
 
 from sftdata.errors import UserError
 from sftdata.io import JsonlAppender
-from .checkpoint import list_checkpoints, load_checkpoint, save_checkpoint, trim_metrics
+from sftdata.local_model import load_tokenizer
+from sftdata.rejects import make_reject, write_rejects
+from .checkpoint import (gather_rng_states, list_checkpoints, load_checkpoint, save_checkpoint,
+                         set_aside_checkpoints, trim_metrics)
 from .config import TrainConfig, build_config
-from .data import prepare_tokenizer, tokenise_records
+from .data import Example, MaskOptions, prepare_tokenizer
 from .evaluate import examples_loss, generate_samples, load_records, prompt_messages
+from .maskcheck import check_masks
 from .modeling import loss_sum, prepare_model, save_model
 from .packing import collate, epoch_batches
 
 # Changing any of these between a run and its resume would change the loss curve.
 RESUME_KEYS = ("data", "eval_data", "eval_split", "model", "method", "seed", "max_length",
                "train_on", "packing", "pack_length", "batch_size", "grad_accum", "lora_r",
-               "lora_alpha", "lora_target", "freeze_trainable_layers", "chat_template")
+               "lora_alpha", "lora_target", "freeze_trainable_layers", "chat_template",
+               "chat_template_kwargs", "train_roles", "train_on_eot", "split_turns")
 
 
 @dataclass
@@ -46,6 +51,7 @@ class TrainResult:
     trained_tokens: int
     losses: list[float] = field(default_factory=list)
     dropped: dict[str, int] = field(default_factory=dict)
+    warnings: dict[str, int] = field(default_factory=dict)  # turns with mask warnings, by code
     samples: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -72,6 +78,22 @@ def _optimizer(model: Any, cfg: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr, betas=cfg.adam_betas)
 
 
+def _tokenised(tokenizer: Any, records: list[dict], cfg: TrainConfig) -> tuple[list[Example], list[dict], Any]:
+    """Examples, reject entries and the mask report (maskcheck) of ``records``."""
+    examples: list[Example] = []
+    rejects: list[dict] = []
+
+    def keep(index: int, record: dict, result: Any) -> None:
+        examples.extend(result.examples)
+        if result.dropped:
+            rejects.append(make_reject(source=record.get("source") or cfg.data, stage="train", reason=result.dropped,
+                                       record=record, detail={"why": result.detail} if result.detail else None,
+                                       id=record.get("id")))
+
+    report = check_masks(tokenizer, records, cfg.max_length, MaskOptions.from_config(cfg), keep)
+    return examples, rejects, report
+
+
 def _check_resumable(out: Path, cfg: TrainConfig) -> None:
     saved = yaml.safe_load((out / "train_config.yaml").read_text(encoding="utf-8"))
     changed = [k for k in RESUME_KEYS if saved.get(k) != json.loads(cfg.model_dump_json()).get(k)]
@@ -96,15 +118,23 @@ def train(config: TrainConfig | dict) -> TrainResult:
     main, world, rank = accelerator.is_main_process, accelerator.num_processes, accelerator.process_index
     set_seed(cfg.seed)  # before the model: LoRA initialisation draws from the RNG
 
-    # --- Data: any input format -> canonical records -> ids, targets, loss weights.
+    # --- Data: any input format -> canonical records -> ids, targets, loss weights. The
+    # mask check runs before the model loads: a template that drops turns stops here.
     train_records, eval_records = _split(load_records(cfg.data, cfg.data_format), cfg)
-    model, tokenizer = prepare_model(cfg)
-    prepare_tokenizer(tokenizer, cfg.chat_template)
-    train_set = tokenise_records(tokenizer, train_records, cfg.max_length, cfg.train_on)
-    eval_set = tokenise_records(tokenizer, eval_records, cfg.max_length, cfg.train_on)
-    examples = train_set.examples
+    tokenizer = prepare_tokenizer(load_tokenizer(cfg.model), cfg.chat_template)
+    examples, rejects, report = _tokenised(tokenizer, train_records, cfg)
+    eval_examples, _, _ = _tokenised(tokenizer, eval_records, cfg)
+    if main and rejects:  # every record the trainer could not use, with its reason
+        out.mkdir(parents=True, exist_ok=True)
+        write_rejects(out / "rejects.jsonl", rejects)
+    elif main:
+        (out / "rejects.jsonl").unlink(missing_ok=True)  # an earlier run's
+    refusal = report.refusal()
+    if refusal and not cfg.force:
+        raise UserError(f"{cfg.data}: {refusal}")
     if not examples:
-        raise UserError(f"no trainable records in {cfg.data} (dropped: {train_set.dropped})")
+        raise UserError(f"no trainable records in {cfg.data} (dropped: {dict(report.dropped)})")
+    model, _ = prepare_model(cfg)
 
     # --- Schedule. A step is `grad_accum` micro-batches; every process gets equal shares.
     def windows(epoch: int) -> list[list[list[int]]]:
@@ -126,24 +156,27 @@ def train(config: TrainConfig | dict) -> TrainResult:
     checkpoints = list_checkpoints(out) if cfg.resume else []
     if checkpoints:
         _check_resumable(out, cfg)
-        state = load_checkpoint(checkpoints[-1], accelerator.unwrap_model(model), optimizer, scheduler)
+        state = load_checkpoint(checkpoints[-1], accelerator.unwrap_model(model), optimizer, scheduler, rank)
         step, epoch, window_pos, trained_tokens = (state["step"], state["epoch"], state["window"],
                                                    state["trained_tokens"])
         if main:
             trim_metrics(metrics_path, step)
     elif main:
         out.mkdir(parents=True, exist_ok=True)
+        # A fresh run: earlier checkpoints would mislead --resume, so they move aside (or go, if asked).
+        kept = set_aside_checkpoints(out, delete=cfg.overwrite)
+        if kept:
+            print(f"earlier checkpoints, metrics and config of {out} kept in {kept}", file=sys.stderr)
         metrics_path.unlink(missing_ok=True)
-        shutil.rmtree(out / "checkpoints", ignore_errors=True)  # a fresh run: stale ones would mislead --resume
         (out / "train_config.yaml").write_text(yaml.safe_dump(json.loads(cfg.model_dump_json()), sort_keys=False))
     log = JsonlAppender(metrics_path) if main else None
     writer = _tensorboard(out) if cfg.tensorboard and main else None
     bar = _progress(total_steps, step, enabled=cfg.progress and main)
 
     def eval_loss() -> float | None:
-        if not eval_set.examples:
+        if not eval_examples:
             return None
-        total, weight = examples_loss(model, eval_set.examples, cfg.row_length, cfg.batch_size, device)
+        total, weight = examples_loss(model, eval_examples, cfg.row_length, cfg.batch_size, device)
         return total / weight if weight else None
 
     # --- The loop. One iteration = one optimizer step over one window of micro-batches.
@@ -158,9 +191,10 @@ def train(config: TrainConfig | dict) -> TrainResult:
         micro = [collate([examples[i] for i in idx], cfg.packing, tokenizer.pad_token_id)
                  for idx in epoch_windows[window_pos]]
         micro = [{k: v.to(device) for k, v in b.items()} for b in micro]
-        # Normalise by the trained tokens (weights) of the whole step on all processes, so
-        # accumulation and packing give the same gradient as one big batch would.
-        denom = accelerator.reduce(sum(b["weights"].sum() for b in micro), reduction="sum")
+        # Normalise by the trained tokens of the whole step on all processes, so accumulation
+        # and packing give the same gradient as one big batch would. Their count, not the sum
+        # of their weights: a weight scales a token's pull, so half-weight turns move half as far.
+        denom = accelerator.reduce(sum((b["weights"] > 0).sum() for b in micro).float(), reduction="sum")
         step_loss = torch.zeros((), device=device)
         for j, batch in enumerate(micro):
             # Skip the gradient all-reduce on all but the last micro-batch of the step.
@@ -180,8 +214,7 @@ def train(config: TrainConfig | dict) -> TrainResult:
         optimizer.zero_grad(set_to_none=True)
         step, window_pos = step + 1, window_pos + 1
 
-        step_tokens = int(denom.item()) if cfg.train_on != "weight" else int(
-            accelerator.reduce(sum((b["weights"] > 0).sum() for b in micro), reduction="sum").item())
+        step_tokens = int(denom.item())
         trained_tokens += step_tokens
         loss_value = float(accelerator.reduce(step_loss, reduction="sum"))
         losses.append(loss_value)
@@ -202,10 +235,11 @@ def train(config: TrainConfig | dict) -> TrainResult:
         bar.set_postfix(loss=f"{loss_value:.4f}", tok_s=f"{row['tokens_per_s']:.0f}")
         if cfg.save_every and step % cfg.save_every == 0 and step < total_steps:
             accelerator.wait_for_everyone()
+            rng_states = gather_rng_states(accelerator)
             if main:
                 save_checkpoint(out, accelerator.unwrap_model(model), optimizer, scheduler,
                                 {"step": step, "epoch": epoch, "window": window_pos,
-                                 "trained_tokens": trained_tokens}, cfg.keep_checkpoints)
+                                 "trained_tokens": trained_tokens}, cfg.keep_checkpoints, rng_states)
     bar.close()
 
     # --- Finish: final eval, save the adapter or model, sample a few generations.
@@ -219,13 +253,13 @@ def train(config: TrainConfig | dict) -> TrainResult:
         log.close()
         if writer:
             writer.close()
-        save_model(unwrapped, tokenizer, out)
+        save_model(unwrapped, tokenizer, out, dtype=cfg.save_dtype, base=cfg.model)
         prompts = cfg.sample_prompts or [p for p in map(prompt_messages, eval_records) if p][: cfg.num_samples]
         if prompts:
             samples = generate_samples(unwrapped, tokenizer, prompts, cfg.sample_max_new_tokens)
     return TrainResult(output_dir=out, steps=step, train_loss=losses[-1] if losses else None,
                        eval_loss=final_eval, trained_tokens=trained_tokens, losses=losses,
-                       dropped={**train_set.dropped}, samples=samples,
+                       dropped=dict(report.dropped), samples=samples, warnings=dict(report.warnings),
                        seconds=time.perf_counter() - start_time)
 
 

@@ -20,7 +20,9 @@ import torch.nn.functional as F
 
 from sftdata.errors import UserError
 from sftdata.io import atomic_dir
-from sftdata.local_model import load_causal_lm, load_tokenizer
+from sftdata.local_model import load_causal_lm, load_tokenizer, make_portable, resolve_model_path
+
+from .model_card import write_card
 
 ADAPTER_CONFIG = "adapter_config.json"
 
@@ -37,8 +39,11 @@ def loss_sum(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     for key in ("position_ids", "attention_mask"):
         if key in batch:
             inputs[key] = batch[key]
-    out = model(**inputs, use_cache=False, logits_to_keep=keep)
-    logits = out.logits.float().reshape(-1, out.logits.shape[-1])
+    # The positions trained in any row, as 1-D indices: transformers 4.5x and 5.x both take
+    # that for logits_to_keep (5.x also takes a boolean mask, 4.5x raises on one).
+    positions = keep.any(dim=0).nonzero().squeeze(-1)
+    out = model(**inputs, use_cache=False, logits_to_keep=positions)
+    logits = out.logits[keep[:, positions]].float()
     ce = F.cross_entropy(logits, batch["targets"][keep], reduction="none")
     return (ce * weights[keep]).sum()
 
@@ -49,6 +54,40 @@ def decoder_layers(model: Any) -> torch.nn.ModuleList:
     if not lists:
         raise UserError("cannot find the model's transformer layers for --method freeze")
     return max(lists, key=len)
+
+
+def final_norm(model: Any) -> torch.nn.Module | None:
+    """The norm after the last transformer block (``model.norm``, GPT-2's ``transformer.ln_f``...):
+    the last module with "Norm" in its class name that is registered after the block list
+    and is not inside it."""
+    layers = decoder_layers(model)
+    seen_layers, found = False, None
+    prefix = None
+    for name, module in model.named_modules():
+        if module is layers:
+            seen_layers, prefix = True, name + "."
+            continue
+        if seen_layers and not name.startswith(prefix) and "norm" in type(module).__name__.lower():
+            found = module
+    return found
+
+
+def _adaptable_names(model: Any) -> set[str]:
+    """Names (full and last part) of the modules LoRA can adapt: linear and GPT-2 Conv1D layers."""
+    names: set[str] = set()
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear) or type(module).__name__ == "Conv1D":
+            names.update({name, name.rsplit(".", 1)[-1]})
+    return names
+
+
+def _check_lora_target(model: Any, target: list[str]) -> None:
+    known = _adaptable_names(model)
+    unknown = [t for t in target if t not in known]
+    if unknown:
+        parts = sorted({n.rsplit(".", 1)[-1] for n in known})
+        raise UserError(f"lora_target: no linear layer named {', '.join(map(repr, unknown))} in this model "
+                        f"(its linear layers: {', '.join(parts)}; or use all-linear)")
 
 
 def prepare_model(cfg: Any, dtype: torch.dtype = torch.float32) -> tuple[Any, Any]:
@@ -66,17 +105,25 @@ def prepare_model(cfg: Any, dtype: torch.dtype = torch.float32) -> tuple[Any, An
         from peft import LoraConfig, get_peft_model
 
         target = cfg.lora_target if cfg.lora_target == "all-linear" else list(cfg.lora_target)
+        if target != "all-linear":
+            _check_lora_target(model, target)
         lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                           target_modules=target, task_type="CAUSAL_LM")
-        model = get_peft_model(model, lora)
+        try:
+            model = get_peft_model(model, lora)
+        except ValueError as exc:  # anything peft still refuses, in one line
+            raise UserError(f"lora: {str(exc).splitlines()[0]}") from None
     elif cfg.method == "freeze":
+        layers = decoder_layers(model)
+        if cfg.freeze_trainable_layers > len(layers):
+            raise UserError(f"freeze_trainable_layers={cfg.freeze_trainable_layers}, but the model has "
+                            f"{len(layers)} layers (use --method full to train them all)")
         for p in model.parameters():
             p.requires_grad_(False)
-        layers = decoder_layers(model)
         for layer in list(layers)[-cfg.freeze_trainable_layers:]:
             for p in layer.parameters():
                 p.requires_grad_(True)
-        norm = getattr(getattr(model, "model", model), "norm", None)
+        norm = final_norm(model)
         if norm is not None:
             for p in norm.parameters():
                 p.requires_grad_(True)
@@ -99,19 +146,54 @@ def load_trainable_state(model: Any, state: dict[str, torch.Tensor]) -> None:
             params[name].copy_(value)
 
 
-def save_model(model: Any, tokenizer: Any, out: Path, extra: dict[str, str] | None = None) -> None:
+def saved_dtype(base: str | os.PathLike | None, wanted: str = "auto") -> torch.dtype:
+    """The dtype a full model is saved in: ``wanted``, or the base model's own (its config.json)."""
+    if wanted != "auto":
+        return getattr(torch, wanted)
+    config = Path(resolve_model_path(base)) / "config.json"
+    values = json.loads(config.read_text(encoding="utf-8")) if config.is_file() else {}
+    name = values.get("dtype") or values.get("torch_dtype") or "float32"
+    return getattr(torch, name) if isinstance(getattr(torch, str(name), None), torch.dtype) else torch.float32
+
+
+def _save_pretrained(model: Any, folder: Path, dtype: torch.dtype | None) -> None:
+    """``save_pretrained``, with the weights cast to ``dtype`` (the model itself is not changed)."""
+    if dtype is None or is_peft(model):
+        model.save_pretrained(folder, safe_serialization=True)
+        return
+    state = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    model.save_pretrained(folder, safe_serialization=True, state_dict=state)
+    config = folder / "config.json"
+    values = json.loads(config.read_text(encoding="utf-8"))
+    values["dtype"] = str(dtype).removeprefix("torch.")
+    config.write_text(json.dumps(values, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def is_peft(model: Any) -> bool:
+    return hasattr(model, "peft_config")
+
+
+def save_model(model: Any, tokenizer: Any, out: Path, extra: dict[str, str] | None = None,
+               dtype: torch.dtype | str | None = None, base: str | None = None) -> None:
     """Save the adapter (lora) or the whole model, with the tokenizer, into ``out``.
 
-    Files are written to a temp folder and moved in, so a kill never leaves half a model;
-    existing unrelated files in ``out`` (metrics, checkpoints) are kept.
+    A whole model is saved in ``dtype`` ("auto": the dtype of ``base``, its base model), so
+    a bf16 base gives a bf16 model, not fp32 at twice the size. The folder loads under
+    transformers 4.5x and 5.x alike (local_model.make_portable). Files are written to a temp
+    folder and moved in, so a kill never leaves half a model; existing unrelated files in
+    ``out`` (metrics, checkpoints) are kept.
     """
+    if isinstance(dtype, str):
+        dtype = saved_dtype(base, dtype)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".final.", dir=out) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
+        _save_pretrained(model, Path(tmp), dtype)
         tokenizer.save_pretrained(tmp)
+        make_portable(tmp)
         for name, text in (extra or {}).items():
             (Path(tmp) / name).write_text(text, encoding="utf-8")
+        write_card(tmp, title=out.name, run_dir=out)
         for item in Path(tmp).iterdir():
             os.replace(item, out / item.name)
 
@@ -143,14 +225,23 @@ def load_trained(path: str | os.PathLike | None, dtype: Any = torch.float32,
 
 
 def merge_adapter(adapter_dir: str | os.PathLike, out_dir: str | os.PathLike,
-                  base: str | None = None) -> Path:
-    """Merge a LoRA adapter into its base model and save a standalone model folder."""
+                  base: str | None = None, dtype: str = "auto", device: str = "auto") -> Path:
+    """Merge a LoRA adapter into its base model and save a standalone model folder.
+
+    The merge runs in float32 (on the GPU when there is one and ``device`` is auto) and the
+    result is saved in ``dtype``: auto = the base model's dtype.
+    """
     if not is_adapter(adapter_dir):
         raise UserError(f"{adapter_dir}: no {ADAPTER_CONFIG} here (not a LoRA adapter)")
+    base_path = base or adapter_base(adapter_dir)
     model, tokenizer = load_trained(adapter_dir, base=base)
-    merged = model.merge_and_unload()
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    merged = model.to(device).merge_and_unload()
     out = Path(out_dir)
     with atomic_dir(out) as tmp:
-        merged.save_pretrained(tmp, safe_serialization=True)
+        _save_pretrained(merged, Path(tmp), saved_dtype(base_path, dtype))
         tokenizer.save_pretrained(tmp)
+        make_portable(tmp)
+        write_card(tmp, title=out.name, merged_from=adapter_dir, base=base)
     return out

@@ -219,3 +219,38 @@ def funnel_svg(stages: list[dict], title: str, width: int = 900) -> str:
         body.append(f'<rect x="{lx}" y="{ly - 10}" width="12" height="12" fill="{color}"/>')
         body.append(_text(lx + 16, ly, label[:36]))
     return _svg(width, height, body, title)
+
+
+def scatter_svg(points: list[list], x_label: str, y_label: str, title: str,
+                width: int = 420, height: int = 300) -> str:
+    """One dot per ``[x, y, source]``, coloured by source, with a legend (two scores)."""
+    body = [_text(8, 16, title, extra='font-weight="600" font-size="13"')]
+    if not points:
+        body.append(_text(width / 2, height / 2, "no data", "middle"))
+        return _svg(width, height, body, title)
+    left, right, top, bottom = 50, 12, 28, 40
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
+    x1, y1 = (x1 if x1 > x0 else x0 + 1), (y1 if y1 > y0 else y0 + 1)
+    plot_w, plot_h = width - left - right, height - top - bottom
+    sources = sorted({p[2] for p in points})
+    colors = {s: PALETTE[i % len(PALETTE)] for i, s in enumerate(sources)}
+    body.append(f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#ccc"/>')
+    for x, y, source in points:
+        cx = left + (x - x0) / (x1 - x0) * plot_w
+        cy = top + plot_h - (y - y0) / (y1 - y0) * plot_h
+        body.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="2.2" fill="{colors[source]}" '
+                    f'fill-opacity="0.6"><title>{escape(f"{source}: {x_label} {x:g}, {y_label} {y:g}")}'
+                    f"</title></circle>")
+    body.append(_text(left, top + plot_h + 14, f"{x0:.3g}", "middle"))
+    body.append(_text(left + plot_w, top + plot_h + 14, f"{x1:.3g}", "end"))
+    body.append(_text(left - 4, top + plot_h, f"{y0:.3g}", "end"))
+    body.append(_text(left - 4, top + 8, f"{y1:.3g}", "end"))
+    body.append(_text(left + plot_w / 2, height - 18, x_label, "middle", 'fill="#555"'))
+    body.append(_text(12, top + plot_h / 2, y_label, "middle",
+                      f'fill="#555" transform="rotate(-90 12 {top + plot_h / 2:.1f})"'))
+    for i, source in enumerate(sources[:6]):
+        lx = left + i * (plot_w // min(len(sources), 6))
+        body.append(f'<rect x="{lx}" y="{height - 10}" width="8" height="8" fill="{colors[source]}"/>')
+        body.append(_text(lx + 11, height - 2, source[:16], extra='font-size="9"'))
+    return _svg(width, height, body, title)

@@ -12,11 +12,13 @@ import os
 from importlib import resources
 from typing import Any, Iterable
 
-from jinja2 import Environment, StrictUndefined, select_autoescape
+from jinja2 import select_autoescape
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup
 
 from sftdata.audit import plots
 from sftdata.io import atomic_path
+from sftdata.templating import sandboxed_environment
 
 TEMPLATE = "report.html.j2"
 
@@ -80,15 +82,27 @@ def _svgs(stats: dict, stages: list[dict]) -> dict[str, Markup]:
     if filters.get("available"):
         svg["filters"] = plots.bar_svg(list(filters["by_reason"].items()),
                                        "Default filter hits by reason (dry-run)", plots.FILTER_COLOR)
+    for score in (stats.get("scores") or {}).get("scores") or []:
+        hist = {"edges": score["edges"], "counts": score["counts"], "overflow": 0}
+        svg[f"score-{score['key']}"] = plots.histogram_svg(hist, f"{score['key']} (all records)",
+                                                          plots.INSTRUCTION_COLOR, score["key"], width=360)
+        for i, row in enumerate(score["by_source"]):
+            hist = {"edges": score["edges"], "counts": row["counts"], "overflow": 0}
+            svg[f"score-{score['key']}-{i}"] = plots.histogram_svg(
+                hist, _short(row["source"], 34), plots.PALETTE[(i + 1) % len(plots.PALETTE)],
+                score["key"], width=300, height=170)
+    for i, pair in enumerate((stats.get("scores") or {}).get("pairs") or []):
+        svg[f"scatter-{i}"] = plots.scatter_svg(pair["points"], pair["x"], pair["y"],
+                                                f"{pair['y']} against {pair['x']}")
     if stages:
         svg["funnel"] = plots.funnel_svg(stages, "Where your data went: rows kept and dropped per stage")
     # An id per plot lets a reader link to it (and the browser test find it).
     return {k: Markup(v.replace("<svg ", f'<svg id="plot-{k}" ', 1)) for k, v in svg.items()}
 
 
-def _environment() -> Environment:
-    env = Environment(autoescape=select_autoescape(default=True, default_for_string=True),
-                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+def _environment() -> ImmutableSandboxedEnvironment:
+    env = sandboxed_environment(autoescape=select_autoescape(default=True, default_for_string=True),
+                                trim_blocks=True, lstrip_blocks=True)
     env.filters["pct"] = lambda v: f"{(v or 0) * 100:.1f}%"
     env.filters["num"] = lambda v: f"{v:,}" if isinstance(v, int) else v
     return env

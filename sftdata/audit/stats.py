@@ -21,6 +21,7 @@ from typing import Sequence
 import polars as pl
 
 from sftdata.audit import quality
+from sftdata.audit.scores import score_stats
 from sftdata.audit.columns import char_count, derive, distribution, share, word_count
 from sftdata.audit.inputs import InputInfo
 from sftdata.audit.verbs import verb_object_stats
@@ -48,6 +49,8 @@ DEFINITIONS = {
                   "exact dedup keeps; rates are shares of all records",
     "filters": "each default filter run on every record (dry-run); a record may hit several",
     "sample": "when set, the section was computed on a seeded random subset of that size",
+    "scores": "numeric meta values written by the score steps (ifd, perplexity, judge, reward, "
+              "semantic_dedup) or by the input; histograms run to the 99th percentile",
 }
 
 
@@ -267,6 +270,7 @@ def compute_stats(
         "duplicates": timed("duplicates", quality.duplicate_stats(frame)),
         "filters": timed("filters", _with_scope(quality.filter_stats(sub_frame, sub_derived), scope)),
         "refusals": timed("refusals", quality.refusal_stats(frame, derived)),
+        "scores": timed("scores", score_stats(frame)),
         "samples": samples(frame, sample_count, seed),
     }
     stats["seconds"] = seconds  # where the audit's own time went, per section

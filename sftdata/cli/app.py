@@ -2,6 +2,8 @@
 
 import typer
 
+from sftdata import __version__
+
 app = typer.Typer(
     name="sftdata",
     help="Build, clean, convert, mix and audit SFT data, and train on it.",
@@ -9,3 +11,17 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"sftdata {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Build, clean, convert, mix and audit SFT data, and train on it."""

@@ -9,8 +9,9 @@ import typer
 from rich.table import Table
 
 from sftdata.cli.app import app
-from sftdata.cli.common import console, progress
+from sftdata.cli.common import check_paths, console, progress
 from sftdata.formats import FORMAT_NAMES, check_format
+from sftdata.paths import Target
 from sftdata.rejects import count_reasons
 
 DEFAULT_HTML = Path("audit.html")
@@ -75,6 +76,8 @@ def audit(
         check_format(from_)
     if html is None and json_path is None:
         html = DEFAULT_HTML
+    check_paths([Target(label, path, "file") for label, path in (("--html", html), ("--json", json_path)) if path],
+                inputs=inputs)
     with progress("reading") as bar:
         read = read_inputs(inputs, from_, progress=bar.advance)
     with console.status("computing statistics"):

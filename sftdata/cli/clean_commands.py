@@ -1,4 +1,4 @@
-"""Commands: ``filter``, ``dedup``, ``decontaminate`` and ``steps``.
+"""Commands: ``filter``, ``dedup``, ``decontaminate``, ``steps``, ``score`` and ``select``.
 
 Each reads any supported format, runs its steps over the canonical frame, writes the
 kept records (format chosen by ``--to``, default: the input's), and writes every
@@ -14,9 +14,10 @@ from typing import Optional
 import typer
 
 from sftdata.cli.app import app
-from sftdata.cli.common import console, exit_for_strict, print_summary, progress
+from sftdata.cli.common import check_paths, console, exit_for_strict, print_summary, progress, rejects_target
 from sftdata.formats import FORMAT_NAMES, check_format
 from sftdata.io import extension
+from sftdata.paths import Target
 from sftdata.rejects import default_rejects_path
 
 FORMATS_HELP = "|".join(FORMAT_NAMES)
@@ -43,14 +44,18 @@ def _step(name: str, params: dict):
 
 
 def _run(title: str, input: Path, output: Path, to: Optional[str], rejects: Optional[Path],
-         strict: bool, steps: list) -> None:
-    """Read, run ``steps`` batch by batch, write output and rejects, print the summary."""
+         strict: bool, steps: list, also_read: tuple[Path, ...] = ()) -> None:
+    """Read, run ``steps`` batch by batch, write output and rejects, print the summary.
+
+    ``also_read``: other files the steps read (evaluation sets), which no output may be.
+    """
     from sftdata.stream import run_file
 
     if to is not None:
         check_format(to)
     extension(output)  # fail on a bad output name before reading anything
     rejects_path = rejects or default_rejects_path(output)
+    check_paths([Target("-o", output), rejects_target(rejects, rejects_path)], inputs=[input, *also_read])
     with progress(f"{title} {input.name}") as bar:
         done = run_file(input, output, steps, rejects_path, to=to, progress=bar.advance)
     timing = ", ".join(f"{r.step} {r.seconds:.2f}s" for r in done.reports)
@@ -76,7 +81,7 @@ def filter_command(
     from sftdata.steps.filters import default_filter_steps, load_filter_config
 
     steps = load_filter_config(config) if config else default_filter_steps()
-    _run("filter", input, output, to, rejects, strict, steps)
+    _run("filter", input, output, to, rejects, strict, steps, also_read=(config,) if config else ())
 
 
 @app.command()
@@ -118,7 +123,7 @@ def decontaminate(
     """Drop training records that share an n-gram with evaluation data."""
     step = _step("decontaminate", {"against": [str(p) for p in against], "n": n,
                                    "fields": fields, "eval_fields": eval_fields})
-    _run("decontaminate", input, output, to, rejects, strict, [step])
+    _run("decontaminate", input, output, to, rejects, strict, [step], also_read=tuple(against))
 
 
 @app.command()
@@ -144,3 +149,62 @@ def steps(
             default = "required" if field.is_required() else f"default {json.dumps(field.default, default=str)}"
             typer.echo(f"    {field_name} ({default}): {field.description or ''}")
     console.print(f"{len(registry)} steps", style="dim")
+
+
+def _parse_sets(items: list[str]) -> dict:
+    """``key=value`` pairs (values parsed as YAML: numbers, booleans, lists) into params."""
+    import yaml
+
+    from sftdata.errors import UserError
+
+    params = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--set {item!r}: use key=value")
+        params[key.replace("-", "_")] = yaml.safe_load(raw)
+    return params
+
+
+@app.command()
+def score(
+    step: str = typer.Argument(..., help="perplexity, ifd, judge, reward, semantic_dedup (or any registered step)."),
+    input: Path = INPUT,
+    output: Path = OUTPUT,
+    set_: list[str] = typer.Option([], "--set", "-s", help="A step param as key=value (repeat), e.g. --set model=/models/qwen --set batch_tokens=8192."),
+    to: Optional[str] = TO,
+    rejects: Optional[Path] = REJECTS,
+    strict: bool = STRICT,
+) -> None:
+    """Score every record with a model-based step; the score goes to meta.<step> (see
+    `sftdata steps` for each step's params and which way its score points)."""
+    _run(f"score {step}", input, output, to, rejects, strict, [_step(step, _parse_sets(set_))])
+
+
+@app.command("select")
+def select_command(
+    input: Path = INPUT,
+    output: Path = OUTPUT,
+    by: list[str] = typer.Option(..., "--by", help="meta key to rank by; repeat as KEY:WEIGHT for a weighted combination (e.g. --by ifd:1 --by judge:0.5)."),
+    top: Optional[int] = typer.Option(None, "--top", help="Keep this many records."),
+    fraction: Optional[float] = typer.Option(None, "--fraction", help="Keep this share of the records."),
+    lowest: bool = typer.Option(False, "--lowest", help="Low scores are best (e.g. perplexity)."),
+    per_source: bool = typer.Option(False, "--per-source", help="Apply the budget within each source."),
+    diversity: str = typer.Option("none", "--diversity", help="none, deita (skip records too close to one taken) or kcenter."),
+    set_: list[str] = typer.Option([], "--set", "-s", help="Other select params as key=value (similarity, normalise, fields...)."),
+    to: Optional[str] = TO,
+    rejects: Optional[Path] = REJECTS,
+    strict: bool = STRICT,
+) -> None:
+    """Keep the best records under a budget by a meta score; the rest go to the rejects
+    file as not_selected, with their scores."""
+    if len(by) == 1 and ":" not in by[0]:
+        ranked: str | dict = by[0]
+    else:
+        ranked = {}
+        for item in by:
+            key, _, weight = item.partition(":")
+            ranked[key] = float(weight or 1.0)
+    params = {"by": ranked, "top": top, "fraction": fraction, "lowest": lowest,
+              "per_source": per_source, "diversity": diversity, **_parse_sets(set_)}
+    _run("select", input, output, to, rejects, strict, [_step("select", params)])

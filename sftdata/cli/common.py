@@ -5,14 +5,39 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from pathlib import Path
+from typing import Iterable, Iterator, Optional
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from sftdata.errors import UserError
+from sftdata.paths import Target, check_targets
+
 console = Console(stderr=True, highlight=False)
+
+
+def check_paths(targets: Iterable[Target], inputs: Iterable = ()) -> None:
+    """Refuse unsafe output paths before any work (``sftdata.paths``); say which existing
+    files sftdata did not write are about to be replaced."""
+    for warning in check_targets(targets, inputs):
+        console.print(f"[yellow]{warning}[/yellow]")
+
+
+def option_error(exc, options: dict[str, str] | None = None) -> UserError:
+    """A pydantic ``ValidationError`` of a model built from CLI options, as one line that
+    names the option (``options`` maps field names to option names where they differ)."""
+    err = exc.errors()[0]
+    field = str(err["loc"][0]) if err["loc"] else ""
+    name = (options or {}).get(field, "--" + field.replace("_", "-"))
+    return UserError(f"{name}: {err['msg']}")
+
+
+def rejects_target(given: Optional[Path], default: Path) -> Target:
+    """The rejects file as a path check sees it: ``--rejects`` or the default beside the output."""
+    return Target("--rejects" if given else "rejects file", given or default, "jsonl")
 
 
 def print_summary(

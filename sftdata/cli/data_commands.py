@@ -8,11 +8,12 @@ from typing import Optional
 import typer
 
 from sftdata.cli.app import app
-from sftdata.cli.common import console, exit_for_strict, print_summary, progress
+from sftdata.cli.common import check_paths, console, exit_for_strict, print_summary, progress, rejects_target
 from sftdata.convert import convert_file, read_batches
 from sftdata.convert.rejectfile import RejectsWriter
 from sftdata.formats import FORMAT_NAMES, check_format
-from sftdata.io import extension, location_kind
+from sftdata.io import atomic_path, extension, location_kind
+from sftdata.paths import Target
 from sftdata.rejects import default_rejects_path
 
 FORMATS_HELP = "|".join(FORMAT_NAMES)
@@ -31,6 +32,7 @@ def convert(
     check_format(to)
     extension(output)  # fail on a bad output name before reading anything
     rejects_path = rejects or default_rejects_path(output)
+    check_paths([Target("-o", output), rejects_target(rejects, rejects_path)], inputs=[input])
     with RejectsWriter(rejects_path) as rejected, progress(f"converting {input.name}") as bar:
         result = convert_file(input, output, to, fmt=from_, progress=bar.advance, on_rejects=rejected.add)
     print_summary(
@@ -78,14 +80,17 @@ def schemas(
     from sftdata.schemas_gen import render_schemas
 
     stale = []
-    for name, text in render_schemas().items():
+    rendered = render_schemas()
+    if not check:
+        check_paths([Target("-o", out_dir / name, "file") for name in rendered])
+    for name, text in rendered.items():
         path = out_dir / name
         if check:
             if not path.exists() or path.read_text(encoding="utf-8") != text:
                 stale.append(str(path))
         else:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
+            with atomic_path(path) as tmp:
+                tmp.write_text(text, encoding="utf-8")
             console.print(f"wrote {path}")
     if stale:
         console.print(f"[red]out of date: {', '.join(stale)} (run `sftdata schemas`)[/red]")

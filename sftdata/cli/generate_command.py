@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from sftdata.cli.app import app
-from sftdata.cli.common import console
+from sftdata.cli.common import check_paths, console, option_error
 from sftdata.errors import UserError
 
 
@@ -82,8 +82,16 @@ def generate_command(
             request_timeout=timeout, rejects=rejects, overwrite=overwrite,
         )
     except ValidationError as exc:
-        err = exc.errors()[0]
-        raise UserError(f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg']}") from None
+        raise option_error(exc, {"request_timeout": "--timeout", "local_model": "--local"}) from None
+    from sftdata.paths import Target
+    from sftdata.rejects import default_rejects_path
+
+    # Both files are appended to (and resumed), never replaced: the generator itself
+    # refuses existing ones it did not make.
+    check_paths([Target("-o", output, "jsonl", replaces=False),
+                 Target("--rejects" if rejects else "rejects file", rejects or default_rejects_path(output),
+                        "jsonl", replaces=False)],
+                inputs=[seeds] if seeds else [])
 
     if cfg.embedded:
         console.print("loading the embedded model (first use converts it once, ~30 s)...")

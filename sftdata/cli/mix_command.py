@@ -9,14 +9,16 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from pydantic import ValidationError
 from rich.table import Table
 
 from sftdata.cli.app import app
-from sftdata.cli.common import console, exit_for_strict, print_summary
+from sftdata.cli.common import check_paths, console, exit_for_strict, option_error, print_summary, rejects_target
 from sftdata.errors import UserError
 from sftdata.formats import FORMAT_NAMES, check_format
-from sftdata.io import atomic_path, extension
+from sftdata.io import atomic_path
 from sftdata.convert import RejectsWriter
+from sftdata.paths import Target
 from sftdata.rejects import default_rejects_path
 from sftdata.steps.mix_recipe import MixParams, MixSourceSpec, stream_mix
 
@@ -83,7 +85,7 @@ def print_mix_table(report) -> None:
 def mix(
     output: Path = typer.Option(..., "-o", "--output", help="Output file; its extension picks the file type."),
     source: list[str] = typer.Option(..., "--source", "-s", help="[NAME=]PATH[:WEIGHT] (repeat). NAME defaults to the file stem and becomes each record's `source`."),
-    total: Optional[int] = typer.Option(None, "--total", "-n", help="Records in the output (default: the largest mix that needs no upsampling)."),
+    total: Optional[int] = typer.Option(None, "--total", "-n", min=1, help="Records in the output (default: the largest mix that needs no upsampling)."),
     ratio: list[str] = typer.Option([], "--ratio", help="NAME=FRACTION of the output (repeat); sources without one share the rest."),
     temperature: Optional[float] = typer.Option(None, "--temperature", "-t", help="Share ~ size^(1/T): 1 = natural sizes, larger = flatter."),
     cap: list[str] = typer.Option([], "--cap", help="NAME=N: take at most N records from this source (repeat)."),
@@ -94,15 +96,16 @@ def mix(
     from_: Optional[str] = typer.Option(None, "--from", help="Input format of every source (default: detected per file)."),
     rejects: Optional[Path] = typer.Option(None, "--rejects", help="Rejects file (default: <output stem>.rejects.jsonl)."),
     report: Optional[Path] = typer.Option(None, "--report", help="Also write the mix report as JSON (for the audit)."),
-    strict: bool = typer.Option(False, "--strict", help="Exit with status 1 if any record is rejected."),
+    strict: bool = typer.Option(False, "--strict", help="Exit with status 1 if any record is rejected as invalid (not_sampled records do not count)."),
 ) -> None:
     """Mix sources (e.g. domain + general data) in exact proportions, shuffled.
 
     Sources are sampled without replacement while they have enough records; a source
     too small for its share is upsampled (the summary says so) unless --no-replacement.
+    The rejects file holds the unreadable records and, as `not_sampled`, every record a
+    source had that the mix did not draw.
     """
     check_format(to)
-    extension(output)
     if no_replacement and with_replacement:
         raise UserError("--no-replacement and --with-replacement contradict each other")
     specs = [parse_source(s) for s in source]
@@ -117,11 +120,18 @@ def mix(
         spec.format = from_
         spec.ratio = ratios.get(spec.source_name())
         spec.cap = caps.get(spec.source_name())
-    params = MixParams(
-        sources=specs, total=total, temperature=temperature, seed=seed,
-        replacement="never" if no_replacement else "always" if with_replacement else "auto",
-    )
+    try:
+        params = MixParams(
+            sources=specs, total=total, temperature=temperature, seed=seed,
+            replacement="never" if no_replacement else "always" if with_replacement else "auto",
+        )
+    except ValidationError as exc:
+        raise option_error(exc, {"sources": "--source"}) from None
     rejects_path = rejects or default_rejects_path(output)
+    targets = [Target("-o", output), rejects_target(rejects, rejects_path)]
+    if report:
+        targets.append(Target("--report", report, "file"))
+    check_paths(targets, inputs=[s.path for s in specs])
     with RejectsWriter(rejects_path) as rejected:  # bounded memory: sources are spilled, not held
         result = stream_mix(params, output, to, rejected)
     print_mix_table(result.report)
@@ -134,4 +144,5 @@ def mix(
         f"mix -> {output.name}",
         result.rows_in, result.rows_out, dict(sorted(rejected.counts.items(), key=lambda kv: -kv[1])), notes,
     )
-    exit_for_strict(strict, rejected.total)
+    # Records the mix did not draw are in the rejects file, but they are not errors.
+    exit_for_strict(strict, rejected.total - rejected.counts.get("not_sampled", 0))

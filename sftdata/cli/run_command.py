@@ -41,16 +41,23 @@ def run(
     recipe: Path = typer.Argument(..., help="Recipe YAML file."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="Override a recipe value: key.path=value (repeatable)."),
     no_train: bool = typer.Option(False, "--no-train", help="Build (and audit) the data only."),
-    check: bool = typer.Option(False, "--check", help="Only validate the recipe."),
+    check: bool = typer.Option(False, "--check", help="Only validate: the recipe, the files it reads and its run directory."),
+    wait: bool = typer.Option(False, "--wait", help="If another run holds the run directory, wait for it instead of stopping."),
 ) -> None:
-    """Run a recipe: build the data set stage by stage (cached), audit it, then train."""
+    """Run a recipe: build the data set stage by stage (cached), audit it, then train.
+
+    Everything is written inside the run directory, which one run at a time holds.
+    """
     from sftdata.recipe import load_recipe
+    from sftdata.run_checks import check_run
     from sftdata.runner import run_recipe
 
     parsed = load_recipe(recipe, set_ or [])
     if check:
+        run_dir = check_run(parsed, recipe)
         console.print(f"{recipe}: ok ({len(parsed.inputs)} inputs, {len(parsed.steps)} steps"
-                      f"{', mix' if parsed.mix else ''}{', train' if parsed.train is not None else ''})")
+                      f"{', mix' if parsed.mix else ''}{', train' if parsed.train is not None else ''};"
+                      f" run directory {run_dir})")
         return
-    summary = run_recipe(parsed, recipe, log=console.print, train=not no_train)
+    summary = run_recipe(parsed, recipe, log=console.print, train=not no_train, wait=wait)
     _print_summary(summary)

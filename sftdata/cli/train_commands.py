@@ -14,8 +14,10 @@ import typer
 import yaml
 
 from sftdata.cli.app import app
-from sftdata.cli.common import console
+from sftdata.cli.common import check_paths, console
 from sftdata.errors import UserError
+from sftdata.ownership import folder_is_ours, mark_folder
+from sftdata.paths import Target
 
 
 def _parse_sets(items: List[str]) -> dict:
@@ -49,6 +51,9 @@ def train(
     eval_every: Optional[int] = typer.Option(None, "--eval-every", help="Eval loss every N steps."),
     save_every: Optional[int] = typer.Option(None, "--save-every", help="Checkpoint every N steps."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the newest checkpoint in the output folder."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Starting afresh: delete earlier checkpoints instead of keeping them."),
+    chat_template: Optional[str] = typer.Option(None, "--chat-template", help="Chat template file, or chatml / chatml-tools."),
+    force: bool = typer.Option(False, "--force", help="Train even when the mask check finds turns that would train nothing."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed."),
     sample: List[str] = typer.Option([], "--sample", help="A prompt to generate from after training (repeatable)."),
     set_: List[str] = typer.Option([], "--set", help="Any other TrainConfig field, e.g. --set lora_r=8 (repeatable)."),
@@ -62,7 +67,8 @@ def train(
         "epochs": epochs, "max_steps": max_steps, "learning_rate": lr, "batch_size": batch_size,
         "grad_accum": grad_accum, "max_length": max_length, "train_on": train_on, "packing": packing,
         "eval_split": eval_split, "eval_every": eval_every, "save_every": save_every,
-        "resume": resume or None, "seed": seed, "sample_prompts": list(sample) or None,
+        "resume": resume or None, "overwrite": overwrite or None, "chat_template": chat_template,
+        "force": force or None, "seed": seed, "sample_prompts": list(sample) or None,
         **_parse_sets(set_),
     }
     if config:
@@ -71,8 +77,27 @@ def train(
         if not data or not output_dir:
             raise UserError("give --data and -o/--output-dir (or --config FILE)")
         cfg = build_config({k: v for k, v in flags.items() if v is not None})
-    if cfg.resume is False and (Path(cfg.output_dir) / "checkpoints").is_dir():
-        console.print(f"note: starting afresh in {cfg.output_dir} (use --resume to continue)")
+    # The trainer writes into (and resumes from) its folder: it must be a folder we can
+    # write. A new or empty one is marked as sftdata's; writing into someone else's is said.
+    if cfg.model is not None:
+        from sftdata.local_model import model_folder
+
+        model_folder(cfg.model)  # before torch loads: a wrong folder is a one-line error at once
+    out = Path(cfg.output_dir)
+    check_paths([Target("-o", out, "folder", replaces=False)], inputs=[p for p in (cfg.data, cfg.eval_data) if p])
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        mark_folder(out)
+    elif not folder_is_ours(out):
+        console.print(f"[yellow]note: writing into {out}, a folder sftdata did not make; files there "
+                      "with the trainer's names are replaced[/yellow]")
+    from sftdata.trainer.checkpoint import list_checkpoints
+
+    earlier = list_checkpoints(cfg.output_dir) if not cfg.resume else []
+    if earlier:
+        what = "deleting them (--overwrite)" if cfg.overwrite else \
+            f"they are kept, moved to {Path(cfg.output_dir) / 'earlier-<time>'} (--overwrite deletes them)"
+        console.print(f"note: {cfg.output_dir} has {len(earlier)} checkpoint(s) of an earlier run, up to "
+                      f"{earlier[-1].name}; starting afresh: {what}. --resume continues that run instead.")
 
     from sftdata.trainer.loop import train as run_training
 
@@ -86,7 +111,11 @@ def train(
     if result.eval_loss is not None:
         lines.append(f"eval loss: {result.eval_loss:.4f}")
     if result.dropped:
-        lines.append("dropped records: " + ", ".join(f"{k}={v}" for k, v in result.dropped.items()))
+        lines.append("dropped records: " + ", ".join(f"{k}={v}" for k, v in result.dropped.items())
+                     + f" (in {Path(cfg.output_dir) / 'rejects.jsonl'})")
+    if result.warnings:
+        lines.append("turns with mask warnings: " + ", ".join(f"{k}={v}" for k, v in result.warnings.items())
+                     + " (see `sftdata masks`)")
     lines.append(f"output: {result.output_dir} (metrics.jsonl, {'adapter' if cfg.method == 'lora' else 'model'})")
     for line in lines:
         console.print(line)
@@ -99,9 +128,15 @@ def merge(
     adapter_dir: Path = typer.Argument(..., help="Folder with a LoRA adapter (a `sftdata train` output)."),
     output: Path = typer.Option(..., "-o", "--output", help="Folder for the standalone merged model."),
     base: Optional[str] = typer.Option(None, "--base", help="Base model folder (default: the one recorded in the adapter)."),
+    dtype: str = typer.Option("auto", "--dtype", help="dtype of the saved model: auto (the base model's), float32, bfloat16, float16."),
+    device: str = typer.Option("auto", "--device", help="Where the merge runs: auto (a GPU when there is one), cpu, cuda."),
 ) -> None:
     """Merge a LoRA adapter into its base model and save a standalone model."""
     from sftdata.trainer.modeling import merge_adapter
 
+    check_paths([Target("-o", output, "folder")], inputs=[adapter_dir] + ([base] if base else []))
     out = merge_adapter(adapter_dir, output, base=base)
+    if dtype not in ("auto", "float32", "bfloat16", "float16"):
+        raise UserError(f"--dtype must be auto, float32, bfloat16 or float16, not {dtype!r}")
+    out = merge_adapter(adapter_dir, output, base=base, dtype=dtype, device=device)
     console.print(f"merged model: {out}")

@@ -13,6 +13,7 @@ reject comes from the reference path, so both ways give the same rows and reject
 from __future__ import annotations
 
 import os
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ from sftdata.convert.table import table_columns
 from sftdata.errors import UserError
 from sftdata.formats import FACT_FIELDS, check_format, detect_format, facts
 from sftdata.jsonvalues import jsonable_frame
-from sftdata.io import check_readable, extension
+from sftdata.io import EXTENSIONS, check_readable, extension
 from sftdata.rawrows import (
     RawRow,
     json_rows,
@@ -126,6 +127,8 @@ class BatchReader:
         self.info = parquet_info(self.path) if self.kind == ".parquet" else {}
         self.json_rows: list[RawRow] | None = None
         head, any_rows = self._head()
+        if any_rows and not head and not fmt:
+            raise UserError(nothing_readable(self.path, self._head_errors))
         self.format = check_format(fmt) if fmt else (detect_format(head) if any_rows else "canonical")
         self.shape = row_shape(self.format, head)
         self.rows_in, self.rejected = 0, 0
@@ -136,6 +139,7 @@ class BatchReader:
         """The first decodable rows (as the reference reader sees them), and whether the
         file has any row at all."""
         good, seen = [], False
+        self._head_errors: list[str] = []  # why the rows before the first good one failed
         try:
             if self.kind == ".jsonl":
                 with open(self.path, "rb") as f:
@@ -148,10 +152,13 @@ class BatchReader:
                                 good.append(row.data)
                                 if len(good) >= HEAD_ROWS:
                                     break
+                            elif not good:
+                                self._head_errors.append(row.error)
             elif self.kind == ".json":
                 self.json_rows = list(json_rows(self.path, self.path.read_bytes()))
                 seen = bool(self.json_rows)
                 good = [r.data for r in self.json_rows if r.data is not None][:HEAD_ROWS]
+                self._head_errors = [r.error for r in self.json_rows if r.data is None]
             else:
                 frame = read_table(self.path).head(HEAD_ROWS).collect()
                 seen = frame.height > 0
@@ -294,6 +301,23 @@ class BatchReader:
             frame = (frame.sort(ROW) if len(parts) > 1 else frame).drop(ROW)
         batch_facts = facts(self.format, raw_facts) if fact_field else {}
         return Batch(frame, rejects, rows_in, batch_facts)
+
+
+_COMPRESSED = {b"\x1f\x8b": "gzip", b"\x28\xb5\x2f\xfd": "zstd", b"BZh": "bzip2",
+               b"\xfd7zXZ\x00": "xz", b"PK\x03\x04": "zip"}
+
+
+def nothing_readable(path: Path, errors: list[str]) -> str:
+    """Why a file none of whose rows decoded has no detectable format, in one line."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    for magic, kind in _COMPRESSED.items():
+        if head.startswith(magic):
+            return (f"{path}: this is a {kind}-compressed file; decompress it first "
+                    f"(sftdata reads plain {', '.join(EXTENSIONS)} files)")
+    reasons = ", ".join(f"{reason} {n}" for reason, n in Counter(errors).most_common())
+    return (f"{path}: none of its {len(errors):,} rows is a readable record ({reasons}); is it "
+            f"really {path.suffix or 'JSON'}? (--from FORMAT keeps them all as rejects)")
 
 
 def _ahead(items: Iterator[Batch]) -> Iterator[Batch]:

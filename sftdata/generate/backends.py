@@ -10,8 +10,17 @@ exponential backoff and full jitter, waiting at least what ``Retry-After`` (or
 ``retry-after-ms``) asks. A prompt too long for the context halves ``max_tokens`` and
 tries again. A 200 answer that is not a chat completion is ``malformed_completion``.
 
+A dead endpoint stops the run at once instead of retrying for minutes: ``start``
+checks that the server answers at all (a refused connection is one clear error), and
+when the first ``FIRST_FAILURES`` requests are all given up before any succeeded (every
+request answered 500, a wrong model name, a wrong key...), ``complete`` raises
+``EndpointDown``, a ``UserError``, instead of one more ``BackendError``. Until a first
+request has succeeded, each gets at most ``EARLY_RETRIES`` retries (429s excepted), so
+a server that fails everything is found out in seconds.
+
 The API key is read from the environment variable named by the config and handed to
-the client; it is never stored elsewhere, printed, or written to any output.
+the client; it is never stored elsewhere, printed, or written to any output. URLs are
+printed through ``redact_url``, which drops credentials and query values.
 """
 
 from __future__ import annotations
@@ -22,6 +31,8 @@ import os
 import random
 import re
 import time
+import urllib.parse
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -31,6 +42,10 @@ _CONTEXT_RE = re.compile(
     r"context (length|window|size)|maximum context|too long|exceeds? (the )?(context|max)", re.I
 )
 MIN_MAX_TOKENS = 16
+# Given-up requests, before any success, after which the endpoint is declared down; and
+# the retries a request gets before any success (not for 429s: those servers are alive).
+FIRST_FAILURES = 5
+EARLY_RETRIES = 3
 
 
 @dataclass
@@ -42,6 +57,7 @@ class Completion:
     prompt_tokens: int
     completion_tokens: int
     request_id: str
+    logprobs: list | None = None  # choice.logprobs.content, when the request asked for them
 
 
 class BackendError(Exception):
@@ -49,6 +65,17 @@ class BackendError(Exception):
 
     def __init__(self, reason: str, message: str = ""):
         super().__init__(message or reason)
+        self.reason = reason
+
+
+class EndpointDown(UserError):
+    """The endpoint cannot be reached, or its first requests all failed: stop the run.
+
+    ``reason`` is the last request's give-up reason when a request was under way.
+    """
+
+    def __init__(self, message: str, reason: str | None = None):
+        super().__init__(message)
         self.reason = reason
 
 
@@ -111,8 +138,34 @@ def backoff_delay(attempt: int, base: float, cap: float, retry_after: float | No
 
 
 def redact_url(url: str) -> str:
-    """The URL without any user:password part, for printing."""
-    return re.sub(r"//[^/@]*@", "//", url)
+    """The URL for printing: no ``user:password@`` part and no query values (keys travel
+    as ``?api-key=...`` or ``?key=...`` too), no fragment.
+
+    >>> redact_url("https://me:sk-1@host/v1?api-version=2024&api-key=sk-2#x")
+    'https://host/v1?api-version=***&api-key=***'
+    """
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.netloc.rsplit("@", 1)[-1]
+        query = "&".join(f"{key}=***" for key, _ in
+                         urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
+        if parts.query and not query:
+            query = "***"
+        return urllib.parse.urlunsplit((parts.scheme, host, parts.path, query, ""))
+    except ValueError:
+        return "(an unparsable URL)"
+
+
+def check_base_url(url: str) -> None:
+    """A one-line error unless ``url`` is ``http(s)://host[:port][/path]``."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise UserError(f"base URL {redact_url(url)!r} is not an http(s)://host[:port]/path address")
 
 
 class OpenAIBackend:
@@ -126,6 +179,7 @@ class OpenAIBackend:
         import httpx
         import openai
 
+        check_base_url(base_url)
         self._openai, self._httpx = openai, httpx
         # Servers without auth (llama.cpp, vLLM, Ollama) accept any key; the client needs one.
         self._client = openai.AsyncOpenAI(
@@ -134,21 +188,60 @@ class OpenAIBackend:
         )
         self.base_url = redact_url(base_url)
         self.model = model or ""
+        self.timeout = timeout
         self.max_retries, self.backoff_base, self.backoff_max = max_retries, backoff_base, backoff_max
         self.stats = TransportStats()
         self._rng = random.Random(seed)
+        self.succeeded = 0
+        self._early_failures: Counter[str] = Counter()
 
     async def start(self) -> None:
-        """Pick the endpoint's first listed model when none was named."""
-        if self.model:
+        """Check the endpoint answers at all; pick its first listed model when none was named."""
+        o = self._openai
+        client = self._client.with_options(timeout=min(self.timeout, 10.0))
+        for attempt in range(3):
+            try:
+                models = await client.models.list()
+                if not self.model:
+                    self.model = models.data[0].id
+                return
+            except o.APITimeoutError:
+                if self.model:
+                    return  # slow, not dead: the requests have their own timeout and retries
+                break
+            except o.APIConnectionError as exc:
+                if attempt == 2:
+                    cause = exc.__cause__ or exc
+                    raise EndpointDown(f"{self.base_url}: cannot connect ({cause}); is the server "
+                                       "running at that address?") from None
+                await asyncio.sleep(0.25 * 2 ** attempt)
+            except Exception:  # noqa: BLE001 - the server answers; /models may just be missing
+                break
+        if not self.model:
+            raise UserError(f"{self.base_url}: could not list models; name the model (--model, or "
+                            "`model:` in a recipe)")
+
+    def _given_up(self, reason: str) -> None:
+        """Count a request given up; before any success, enough of them mean the endpoint is down."""
+        if self.succeeded or reason == "gave_up_http_429":  # 429: alive, asking to slow down
             return
+        self._early_failures[reason] += 1
+        if sum(self._early_failures.values()) >= FIRST_FAILURES:
+            causes = ", ".join(f"{cause} x{n}" for cause, n in self._early_failures.most_common())
+            raise EndpointDown(f"{self.base_url}: the first {FIRST_FAILURES} requests all failed ({causes}) "
+                               "and none succeeded; check the server, its URL and the model name", reason)
+
+    async def complete(self, messages, *, max_tokens, temperature, top_p, stop=None,
+                       extra: dict | None = None) -> Completion:
+        """``extra`` adds request fields (e.g. ``{"logprobs": True, "top_logprobs": 5}``)."""
         try:
-            models = await self._client.models.list()
-            self.model = models.data[0].id
-        except Exception as exc:  # noqa: BLE001 - any failure means: ask the user
-            raise UserError(
-                f"{self.base_url}: could not list models ({type(exc).__name__}); pass --model"
-            ) from None
+            completion = await self._complete(messages, max_tokens=max_tokens, temperature=temperature,
+                                              top_p=top_p, stop=stop, extra=extra)
+        except BackendError as exc:
+            self._given_up(exc.reason)
+            raise
+        self.succeeded += 1
+        return completion
 
     def _transient(self, exc: Exception) -> str | None:
         """The retry cause for a transient error, or None."""
@@ -163,7 +256,8 @@ class OpenAIBackend:
                 return f"http_{status}"
         return None
 
-    async def complete(self, messages, *, max_tokens, temperature, top_p, stop=None) -> Completion:
+    async def _complete(self, messages, *, max_tokens, temperature, top_p, stop=None,
+                        extra: dict | None = None) -> Completion:
         o = self._openai
         attempt = 0
         while True:
@@ -176,6 +270,7 @@ class OpenAIBackend:
                         "temperature": temperature, "top_p": top_p}
                 if stop:
                     body["stop"] = stop
+                body.update(extra or {})
                 response = await self._client.post("/chat/completions", body=body,
                                                    cast_to=self._httpx.Response)
                 return self._completion(response.json())
@@ -195,7 +290,10 @@ class OpenAIBackend:
                     if isinstance(exc, o.APIStatusError):
                         raise BackendError(f"http_{exc.status_code}") from None
                     raise BackendError("malformed_completion") from None
-                if attempt >= self.max_retries:
+                limit = self.max_retries
+                if not self.succeeded and cause != "http_429":
+                    limit = min(limit, EARLY_RETRIES)
+                if attempt >= limit:
                     raise BackendError(f"gave_up_{cause}") from None
                 response = getattr(exc, "response", None)
                 wait = backoff_delay(attempt, self.backoff_base, self.backoff_max,
@@ -220,6 +318,7 @@ class OpenAIBackend:
                 prompt_tokens=int(usage.get("prompt_tokens") or 0),
                 completion_tokens=int(usage.get("completion_tokens") or 0),
                 request_id=str(data.get("id") or ""),
+                logprobs=(choice.get("logprobs") or {}).get("content"),
             )
         except (AttributeError, IndexError, KeyError, TypeError, ValueError):
             raise BackendError("malformed_completion") from None

@@ -115,10 +115,17 @@ class GenerateConfig(BaseModel):
         """Hash of the fields that shape the data; resuming demands they are unchanged.
 
         ``num``, ``concurrency``, retry/timeout settings and ``max_requests`` may change
-        between runs (e.g. ask for more records), the rest may not.
+        between runs (e.g. ask for more records), the rest may not. The output path is
+        not part of it (the state file beside the output is what is resumed, however the
+        path is spelt), and the seeds and template folder count by their resolved paths:
+        ``out.jsonl`` and ``./out.jsonl``, or the same seeds named from another folder,
+        resume the same run.
         """
         free = {"num", "concurrency", "max_requests", "request_timeout", "max_retries",
-                "backoff_base", "backoff_max", "overwrite", "api_key_env", "rejects"}
+                "backoff_base", "backoff_max", "overwrite", "api_key_env", "rejects", "output"}
         data = self.model_dump(mode="json", exclude=free)
+        for name in ("seeds", "template_dir"):
+            if data.get(name) is not None:
+                data[name] = str(Path(data[name]).resolve())
         blob = json.dumps(data, sort_keys=True)
         return hashlib.blake2b(blob.encode(), digest_size=8).hexdigest()

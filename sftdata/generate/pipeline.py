@@ -22,7 +22,7 @@ from sftdata.convert.reference import canonical_record
 from sftdata.errors import RecordError
 from sftdata.formats import alpaca
 from sftdata.generate import filters, parse
-from sftdata.generate.backends import BackendError, Completion
+from sftdata.generate.backends import BackendError, Completion, EndpointDown
 from sftdata.generate.config import GenerateConfig
 from sftdata.generate.prompts import Prompts
 from sftdata.generate.rouge import Match, RougeIndex
@@ -114,6 +114,10 @@ class Run:
             self.files.save_state(self.written)
 
     def _schedule_flush(self) -> None:
+        if self._flusher is not None and self._flusher.done() and not self._flusher.cancelled():
+            failure = self._flusher.exception()
+            if failure is not None:  # the disk refused a write (full, read-only): stop the run
+                raise failure
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._flush())
 
@@ -167,6 +171,10 @@ class Run:
         except BackendError as exc:
             self._reject(exc.reason, stage, {"prompt_chars": len(prompt)})
             return None
+        except EndpointDown as exc:  # the run stops; the request that showed it is still counted
+            if exc.reason:
+                self._reject(exc.reason, stage, {"prompt_chars": len(prompt)})
+            raise
         self.totals.prompt_tokens += completion.prompt_tokens
         self.totals.completion_tokens += completion.completion_tokens
         return completion

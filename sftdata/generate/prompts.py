@@ -3,7 +3,8 @@
 The shipped templates live in ``templates/self_instruct/`` (installed as
 ``sftdata.templates``). ``--template-dir DIR`` puts DIR first on the search path, so a
 user overrides only the files they copy there. Each template renders the user message
-of one chat request.
+of one chat request. Templates render sandboxed (``sftdata.templating``): a recipe that
+ships a template folder cannot reach Python or the shell through it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 import jinja2
 
 from sftdata.errors import UserError
+from sftdata.templating import sandboxed_environment
 
 TEMPLATE_NAMES = {
     "bootstrap": "bootstrap.j2",
@@ -39,12 +41,7 @@ class Prompts:
                 raise UserError(f"{template_dir}: template folder not found")
             paths.append(str(template_dir))
         paths.append(str(shipped_dir()))
-        self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(paths),
-            undefined=jinja2.StrictUndefined,
-            keep_trailing_newline=False,
-            autoescape=False,
-        )
+        self.env = sandboxed_environment(jinja2.FileSystemLoader(paths))
         self._templates = {}
         for key, name in TEMPLATE_NAMES.items():
             try:
@@ -56,5 +53,9 @@ class Prompts:
         """The user message for prompt ``key`` (bootstrap, classify, input_first, output_first)."""
         try:
             return self._templates[key].render(**context).strip()
+        except jinja2.exceptions.SecurityError as exc:
+            raise UserError(f"template {TEMPLATE_NAMES[key]}: refused, unsafe: {exc}") from None
         except jinja2.UndefinedError as exc:
             raise UserError(f"template {TEMPLATE_NAMES[key]}: {exc.message}") from None
+        except jinja2.TemplateError as exc:
+            raise UserError(f"template {TEMPLATE_NAMES[key]}: {exc}") from None

@@ -7,10 +7,15 @@ a torn last line is cut off on resume. The small state file beside it
 running totals (requests, tokens, retries). Resuming demands the same fingerprint, reads
 the records already written (their instructions rejoin the similarity pool) and
 continues until the output holds ``num`` records.
+
+One process at a time: the output file itself is locked (``flock``) while a run writes
+it, so a second ``sftdata generate`` of the same output stops with a clear message
+instead of appending to the same file.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from dataclasses import dataclass, field
@@ -50,13 +55,31 @@ class RunFiles:
         self.previous_rejects: dict[str, int] = {}
         if self.output.suffix.lower() not in (".jsonl", ".ndjson"):
             raise UserError(f"{self.output}: the generator writes JSON Lines; use a .jsonl name")
-        if overwrite:
-            for path in (self.output, self.rejects_path, self.state_path):
-                if path.exists():
-                    path.unlink()
-        self._restore()
-        self.out = JsonlAppender(self.output)
-        self.rej = JsonlAppender(self.rejects_path)
+        self._lock = self._lock_output()
+        try:
+            if overwrite:
+                os.ftruncate(self._lock, 0)
+                for path in (self.rejects_path, self.state_path):
+                    if path.exists():
+                        path.unlink()
+            self._restore()
+            self.out = JsonlAppender(self.output)
+            self.rej = JsonlAppender(self.rejects_path)
+        except BaseException:
+            os.close(self._lock)
+            raise
+
+    def _lock_output(self) -> int:
+        """Open and lock the output (made if missing) so that no other process writes it."""
+        self.output.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.output, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise UserError(f"{self.output} is being written by another sftdata process; "
+                            "wait for it to finish") from None
+        return fd
 
     def _restore(self) -> None:
         has_output = self.output.exists() and self.output.stat().st_size > 0
@@ -65,6 +88,11 @@ class RunFiles:
                 raise UserError(
                     f"{self.output} exists but {self.state_path.name} does not, so it was not "
                     "made by this generator; pass --overwrite to replace it"
+                )
+            if self.rejects_path.exists() and self.rejects_path.stat().st_size > 0:
+                raise UserError(
+                    f"the rejects file {self.rejects_path} exists but no run of this output made it; "
+                    "choose another --rejects, or pass --overwrite to replace it"
                 )
             return
         try:
@@ -93,6 +121,7 @@ class RunFiles:
     def close(self) -> None:
         self.out.close()
         self.rej.close()
+        os.close(self._lock)
 
 
 def file_lines(path: Path) -> int:

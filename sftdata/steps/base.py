@@ -143,6 +143,10 @@ class Step:
     # resolved against the recipe's folder, and the files' contents key the stage cache.
     path_params: ClassVar[tuple[str, ...]] = ()
     reason_codes: ClassVar[tuple[str, ...]] = ()
+    # False for a step whose decision on a row depends on the other rows and that is not a
+    # GlobalStep (a budgeted select, embedding near-duplicates), or that should load its
+    # model once for the whole file (scores): a file run gives it every row in one frame.
+    row_local: ClassVar[bool] = True
 
     def __init__(self, params: BaseModel | dict | None = None, **kwargs):
         if isinstance(params, BaseModel):

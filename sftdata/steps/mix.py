@@ -45,6 +45,9 @@ from sftdata.steps.base import StepReport
 
 Replacement = Literal["auto", "never", "always"]
 Mode = Literal["natural", "ratio", "weight", "temperature"]
+# A total above this many times the records of all sources is refused: that much
+# upsampling is a typo (an extra zero), and the output would be built in memory first.
+MAX_UPSAMPLING = 1000
 
 
 @dataclass
@@ -204,6 +207,13 @@ class MixPlan:
     order: np.ndarray
     report: MixReport
 
+    def undrawn(self, index: int, size: int) -> np.ndarray:
+        """Rows of source ``index`` (of ``size`` rows) that the mix never draws."""
+        idx = self.draws[index]
+        if idx is None:
+            return np.arange(size)
+        return np.setdiff1d(np.arange(size), np.unique(idx), assume_unique=True)
+
 
 def plan_mix(
     sources: list[MixSource],
@@ -236,6 +246,9 @@ def plan_mix(
         raise UserError(f"replacement must be auto, never or always, got {replacement!r}")
     if total is not None and total < 0:
         raise UserError(f"total must be >= 0, got {total}")
+    if total is not None and total > MAX_UPSAMPLING * max(sum(sizes), 1):
+        raise UserError(f"a total of {total:,} is over {MAX_UPSAMPLING}x the {sum(sizes):,} records of all "
+                        "sources together; ask for fewer")
     cap_of = [caps.get(n, math.inf) for n in names]
     capped_sizes = [min(size, cap) for size, cap in zip(sizes, cap_of)]
     mode, shares = _shares(sources, ratios, temperature, capped_sizes)
@@ -297,13 +310,41 @@ def mix_sources(
     replacement: Replacement = "auto",
 ) -> tuple[pl.DataFrame, MixReport]:
     """Mix ``sources`` into one shuffled canonical frame (see the module docstring)."""
+    outcome = mix_with_unsampled(sources, total, ratios, temperature, caps, seed, replacement)
+    return outcome.frame, outcome.report
+
+
+@dataclass
+class MixOutcome:
+    """A mix, its report, and per source the records it never drew (``not_sampled``)."""
+
+    frame: pl.DataFrame
+    report: MixReport
+    unsampled: dict[str, pl.DataFrame]
+
+
+def mix_with_unsampled(
+    sources: list[MixSource],
+    total: int | None = None,
+    ratios: dict[str, float] | None = None,
+    temperature: float | None = None,
+    caps: dict[str, int] | None = None,
+    seed: int = 0,
+    replacement: Replacement = "auto",
+) -> MixOutcome:
+    """``mix_sources``, also returning the records each source had that were not drawn."""
     start = time.perf_counter()
-    plan = plan_mix(sources, [s.frame.height for s in sources], total, ratios, temperature, caps,
-                    seed, replacement)
+    sizes = [s.frame.height for s in sources]
+    plan = plan_mix(sources, sizes, total, ratios, temperature, caps, seed, replacement)
     rows = [source.frame.select(FRAME_SCHEMA.names())[idx]
             .with_columns(pl.lit(source.name, dtype=pl.String).alias("source"))
             for source, idx in zip(sources, plan.draws) if idx is not None]
     mixed = pl.concat(rows, how="vertical", rechunk=True) if rows else pl.DataFrame(schema=FRAME_SCHEMA)
     mixed = mixed[plan.order] if mixed.height else mixed
+    unsampled = {}
+    for i, (source, size) in enumerate(zip(sources, sizes)):
+        left = plan.undrawn(i, size)
+        if len(left):
+            unsampled[source.name] = source.frame.select(FRAME_SCHEMA.names())[left]
     report = plan.report.model_copy(update={"seconds": round(time.perf_counter() - start, 4)})
-    return mixed, report
+    return MixOutcome(mixed, report, unsampled)

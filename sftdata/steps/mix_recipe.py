@@ -11,11 +11,14 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from sftdata.errors import UserError
-from sftdata.steps.mix import MixReport, MixSource, Replacement, mix_sources
+from sftdata.records import records_from_frame
+from sftdata.rejects import make_reject
+from sftdata.steps.mix import MixReport, MixSource, Replacement, mix_with_unsampled
 
 
 class MixSourceSpec(BaseModel):
@@ -60,11 +63,15 @@ class MixParams(BaseModel):
 
 @dataclass
 class MixResult:
+    """The mix; ``rejects`` are the sources' unreadable records, ``unsampled`` one
+    ``not_sampled`` reject per record a source had that the mix did not draw."""
+
     frame: pl.DataFrame
     report: MixReport
     rejects: list[dict] = field(default_factory=list)
     rows_in: int = 0
     formats: dict[str, str] = field(default_factory=dict)  # file sources' input formats
+    unsampled: list[dict] = field(default_factory=list)
 
 
 def run_mix(params: MixParams, base_dir: str | os.PathLike = ".",
@@ -90,11 +97,13 @@ def run_mix(params: MixParams, base_dir: str | os.PathLike = ".",
         loaded.append(MixSource(name, frame, spec.weight))
     ratios = {s.source_name(): s.ratio for s in params.sources if s.ratio is not None}
     caps = {s.source_name(): s.cap for s in params.sources if s.cap is not None}
-    frame, report = mix_sources(
+    outcome = mix_with_unsampled(
         loaded, total=params.total, ratios=ratios or None, temperature=params.temperature,
         caps=caps or None, seed=params.seed, replacement=params.replacement,
     )
-    return MixResult(frame, report, rejects, rows_in, formats)
+    unsampled = [make_reject(source=name, stage="mix", reason="not_sampled", record=record, id=record["id"])
+                 for name, left in outcome.unsampled.items() for record in records_from_frame(left)]
+    return MixResult(outcome.frame, outcome.report, rejects, rows_in, formats, unsampled)
 
 
 BUCKET_ROWS = 100_000  # output rows gathered and written at a time
@@ -114,7 +123,8 @@ def stream_mix(params: MixParams, output: str | os.PathLike, to: str, rejected,
     """``run_mix`` for file sources, file to file, in bounded memory.
 
     Each source is read batch by batch (its read rejects go to ``rejected``, a
-    ``RejectsWriter``) and spilled to Arrow IPC; the mix is planned from the sizes alone
+    ``RejectsWriter``) and spilled to Arrow IPC (the rows the mix never draws go to
+    ``rejected`` as ``not_sampled``); the mix is planned from the sizes alone
     (``plan_mix``: the same draws and order as ``mix_sources``); each drawn row is then
     sent to the bucket of its output position, and the buckets are sorted and written
     in order. At most one spilled batch, the rows being bucketed and one bucket are in
@@ -122,8 +132,6 @@ def stream_mix(params: MixParams, output: str | os.PathLike, to: str, rejected,
     """
     import shutil
     import tempfile
-
-    import numpy as np
 
     from sftdata.convert import BatchReader, RecordWriter
     from sftdata.records import FRAME_SCHEMA
@@ -155,6 +163,7 @@ def stream_mix(params: MixParams, output: str | os.PathLike, to: str, rejected,
         caps = {s.source_name(): s.cap for s in params.sources if s.cap is not None}
         plan = plan_mix(sources, sizes, params.total, ratios or None, params.temperature, caps or None,
                         params.seed, params.replacement)
+        _reject_undrawn(plan, parts, sizes, rejected)
         position = np.empty_like(plan.order)
         position[plan.order] = np.arange(len(plan.order))  # where each concatenated row goes
         buckets: dict[int, list[Path]] = {}
@@ -196,3 +205,16 @@ def stream_mix(params: MixParams, output: str | os.PathLike, to: str, rejected,
         return StreamedMix(plan.report, rows_in, writer.rows, formats)
     finally:
         shutil.rmtree(spill, ignore_errors=True)
+
+
+def _reject_undrawn(plan, parts, sizes, rejected) -> None:
+    """Every spilled row the plan never draws, as a ``not_sampled`` reject of the mix."""
+    for k, (source_parts, size) in enumerate(zip(parts, sizes)):
+        left = plan.undrawn(k, size)
+        for path, first, height in source_parts:
+            lo, hi = np.searchsorted(left, [first, first + height])
+            if lo == hi:
+                continue
+            rows = pl.read_ipc(path)[left[lo:hi] - first]
+            rejected.add_rejected(rows.with_columns(pl.lit("not_sampled").alias("reason"),
+                                                    pl.lit(None, dtype=pl.String).alias("detail")), "mix")

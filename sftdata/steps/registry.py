@@ -19,6 +19,11 @@ STEP_MODULES = (
     "sftdata.steps.language",
     "sftdata.steps.dedup",
     "sftdata.steps.decontam",
+    "sftdata.steps.score_lm",
+    "sftdata.steps.score_judge",
+    "sftdata.steps.score_reward",
+    "sftdata.steps.semantic_dedup",
+    "sftdata.steps.select",
 )
 
 _REGISTRY: dict[str, type[Step]] = {}

@@ -50,9 +50,9 @@ def test_option_errors(tmp_path, cli):
     assert missing.exit_code == 2 and "no such file" in missing.stderr
 
 
-def test_unreachable_server_without_model_asks_for_one(tmp_path, cli):
+def test_unreachable_server_is_one_line_at_once(tmp_path, cli):
     result = cli("generate", "-o", tmp_path / "o.jsonl", "--base-url", "http://127.0.0.1:9/v1")
-    assert result.exit_code == 2 and "pass --model" in result.stderr
+    assert result.exit_code == 2 and "cannot connect" in result.stderr
 
 
 def test_budget_exhausted_exits_1_and_rerun_continues(tmp_path, cli):

@@ -234,7 +234,11 @@ def test_cli_mix_exact_ratios_summary_and_rejects(tmp_path, cli):
     for text in ("available", "taken", "upsampled", "general", "25.0%", "general: upsampled"):
         assert text in result.stderr
     rejects = [json.loads(line) for line in (tmp_path / "mixed.rejects.jsonl").read_text().splitlines()]
-    assert [r["reason"] for r in rejects] == ["missing_field:output"]
+    # The unreadable record, then the 150 domain records the mix did not draw.
+    assert [r["reason"] for r in rejects] == ["missing_field:output"] + ["not_sampled"] * 150
+    unsampled = {r["record"]["id"] for r in rejects[1:]}
+    assert {r["source"] for r in rejects[1:]} == {"domain"} and len(unsampled) == 150
+    assert not unsampled & set(records["id"].to_list())
     assert json.loads((tmp_path / "mix.json").read_text())["sources"][1]["upsampled"] == 25
     again = cli("mix", "-o", tmp_path / "again.jsonl", "--source", dom, "--source", gen,
                 "--total", "200", "--ratio", "general=0.25", "--seed", "4")

@@ -80,10 +80,12 @@ def test_weight_mode_honours_per_message_weights(smol_tokenizer):
     record["messages"][4]["weight"] = 2.5
     record["messages"][3]["weight"] = 1.0
     example, _, _ = tokenise(tok, record, 512, "weight")
-    # A weighted non-assistant turn is trained whole, header included (templates have
-    # no "generation prompt" for other roles to separate it).
-    assert trained_text(tok, example) == ["<|im_start|>user\nAnother one?" + eot, ANSWERS[1] + eot]
+    # A weighted non-assistant turn trains its own text (no header: the model never writes one).
+    assert trained_text(tok, example) == ["Another one?", ANSWERS[1] + eot]
     assert max(example.weights) == 2.5
+    # Weights count in the default mode too: weight 0 is not trained, 2.5 scales the loss.
+    example, _, _ = tokenise(tok, record, 512)
+    assert trained_text(tok, example) == [ANSWERS[1] + eot] and max(example.weights) == 2.5
 
 
 def test_truncation_keeps_whole_turns_and_drops_untrainable_records(smol_tokenizer):
@@ -94,9 +96,10 @@ def test_truncation_keeps_whole_turns_and_drops_untrainable_records(smol_tokeniz
     assert truncated and len(cut) <= first_turn_end + 5
     assert trained_text(tok, cut) == [ANSWERS[0] + eot]
     result = tokenise_records(tok, [CONVO, CONVO], max_length=12)
-    assert not result.examples and result.dropped == {"no_trained_tokens": 2}
+    assert not result.examples and result.dropped == {"too_long": 2}
+    assert [r["reason"] for r in result.rejects] == ["too_long", "too_long"]
     no_answer = {"messages": [{"role": "user", "content": "hi"}]}
-    assert tokenise_records(tok, [no_answer], 512).dropped == {"no_trained_tokens": 1}
+    assert tokenise_records(tok, [no_answer], 512).dropped == {"nothing_to_train": 1}
 
 
 def test_fallback_chatml_when_the_tokenizer_has_no_template(smol_tokenizer):
@@ -117,8 +120,9 @@ QWEN3_LIKE = (
 )
 
 
-def test_template_that_rewrites_history_trains_what_it_can_locate(smol_tokenizer):
-    """Reasoning stripped from earlier turns breaks prefix rendering; the last turn is still exact."""
+def test_template_that_rewrites_history_trains_each_turn_as_written(smol_tokenizer):
+    """Reasoning stripped from an earlier turn: that turn trains as the template writes it in
+    the conversation (split_turns=never), or in an example of its own with its reasoning."""
     tok = copy.deepcopy(smol_tokenizer)
     tok.chat_template = QWEN3_LIKE
     prepare_tokenizer(tok)
@@ -126,6 +130,34 @@ def test_template_that_rewrites_history_trains_what_it_can_locate(smol_tokenizer
     record["messages"][2]["content"] = "<think>sky</think>Blue, like the sky."
     record["messages"][4]["content"] = "<think>grass</think>Green."
     example, _, _ = tokenise(tok, record, 512)
-    assert trained_text(tok, example) == ["<think>grass</think>Green.<|im_end|>"]
+    assert trained_text(tok, example) == ["Blue, like the sky.<|im_end|>", "<think>grass</think>Green.<|im_end|>"]
+    split = tokenise_records(tok, [record], 512)
+    assert [trained_text(tok, e) for e in split.examples] == [
+        ["<think>grass</think>Green.<|im_end|>"], ["<think>sky</think>Blue, like the sky.<|im_end|>"]]
     plain, _, _ = tokenise(tok, CONVO, 512)  # nothing rewritten: every answer found
     assert trained_text(tok, plain) == [a + "<|im_end|>" for a in ANSWERS]
+
+
+def test_end_of_turn_roles_template_kwargs_and_split_settings(smol_tokenizer):
+    from pathlib import Path
+
+    tok, eot = _tokenizer(smol_tokenizer, "qwen")
+    none, _, _ = tokenise(tok, CONVO, 512, train_on_eot="none")
+    assert trained_text(tok, none) == ANSWERS
+    last, _, _ = tokenise(tok, CONVO, 512, train_on_eot="last")
+    assert trained_text(tok, last) == [ANSWERS[0], ANSWERS[1] + eot]
+    users, _, _ = tokenise(tok, CONVO, 512, train_roles=("assistant", "user"))
+    assert trained_text(tok, users) == ["Name a colour.", ANSWERS[0] + eot, "Another one?", ANSWERS[1] + eot]
+    each = tokenise_records(tok, [CONVO], 512, split_turns="always")
+    assert [trained_text(tok, e) for e in each.examples] == [[ANSWERS[0] + eot], [ANSWERS[1] + eot]]
+    assert [e.turns for e in each.examples] == [(2,), (4,)]
+
+    qwen3 = copy.deepcopy(smol_tokenizer)
+    qwen3.add_special_tokens({"additional_special_tokens": ["<think>", "</think>"]})
+    qwen3.chat_template = (Path(__file__).parent / "templates" / "qwen3.jinja").read_text()
+    prepare_tokenizer(qwen3)
+    thinking, _, _ = tokenise(qwen3, CONVO, 512)
+    assert trained_text(qwen3, thinking)[-1] == "<think>\n\n</think>\n\n" + ANSWERS[1] + "<|im_end|>"
+    # enable_thinking=False puts the empty think block in the prompt: it is not the model's to write.
+    quiet, _, _ = tokenise(qwen3, CONVO, 512, chat_template_kwargs={"enable_thinking": False})
+    assert trained_text(qwen3, quiet)[-1] == ANSWERS[1] + "<|im_end|>"

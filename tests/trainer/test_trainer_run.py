@@ -147,8 +147,16 @@ def test_example_config_validates():
     assert cfg.method == "lora" and cfg.lora_target == "all-linear"
 
 
+def _grad_norms(out: Path) -> dict[int, float]:
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r["grad_norm"] for r in rows if "grad_norm" in r}
+
+
 def test_gradient_accumulation_matches_one_big_batch(tiny_model_dir, chat_file, tmp_path):
-    """Two micro-batches of one packed row each == one micro-batch of both rows."""
+    """Two micro-batches of one packed row each == one micro-batch of both rows.
+
+    The gradient norm is compared too: Adam (and clipping) are blind to a wrong gradient
+    scale, so equal weights alone would not show one."""
     from safetensors.torch import load_file
 
     weights = []
@@ -156,9 +164,10 @@ def test_gradient_accumulation_matches_one_big_batch(tiny_model_dir, chat_file, 
         out = tmp_path / name
         result = train(_config(chat_file, tiny_model_dir, out, max_steps=2, batch_size=batch,
                                grad_accum=accum, max_grad_norm=None))
-        weights.append((result, load_file(out / "adapter_model.safetensors")))
-    (big, w_big), (acc, w_acc) = weights
+        weights.append((result, load_file(out / "adapter_model.safetensors"), _grad_norms(out)))
+    (big, w_big, n_big), (acc, w_acc, n_acc) = weights
     assert big.losses == pytest.approx(acc.losses, abs=1e-5)
+    assert n_big == pytest.approx(n_acc, rel=1e-4) and all(n_big.values())
     assert big.trained_tokens == acc.trained_tokens
     for key in w_big:
         assert torch.allclose(w_big[key], w_acc[key], atol=1e-6), key
@@ -188,3 +197,38 @@ def test_torchrun_two_processes_match_one_process_with_accumulation(tiny_model_d
     a, b = _losses(tmp_path / "ddp"), _losses(tmp_path / "one")
     assert sorted(a) == [1, 2, 3]
     assert a == pytest.approx(b, abs=1e-5)
+    # The gradient itself, not only what Adam makes of it: a missing world-size factor halves this.
+    assert _grad_norms(tmp_path / "ddp") == pytest.approx(_grad_norms(tmp_path / "one"), rel=1e-4)
+
+
+@pytest.mark.slow
+def test_torchrun_resume_with_dropout_continues_each_ranks_loss_curve(tiny_model_dir, tmp_path):
+    """2 processes, lora_dropout 0.1: resuming from step 3 reproduces steps 4-6, because each
+    rank gets back its own RNG state (dropout draws differ per rank)."""
+    import shutil
+
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
+    data = write_jsonl(tmp_path / "d.jsonl", make_records(60, seed=5))
+    script = tmp_path / "sftdata_main.py"
+    script.write_text("import sys; from sftdata.cli import main; sys.argv[0] = 'sftdata'; main()")
+    common = ["--data", str(data), "--model", str(tiny_model_dir), "--max-steps", "6", "--batch-size", "1",
+              "--max-length", "128", "--save-every", "3", "--lr", "5e-3", "--set", "pack_length=256",
+              "--set", "lora_dropout=0.1", "--set", "progress=false"]
+    env = {**os.environ, "TQDM_DISABLE": "1"}
+
+    def run(out, *extra):
+        done = subprocess.run([torchrun, "--nproc_per_node", "2", str(script), "train", *common, "-o", str(out),
+                               *extra], env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+
+    full = tmp_path / "full"
+    run(full)
+    assert (full / "checkpoints" / "step-0000003" / "state.json").is_file()
+    resumed = tmp_path / "resumed"
+    shutil.copytree(full, resumed)
+    run(resumed, "--resume")  # continues from step 3: metrics after it are recomputed
+    expected, got = _losses(full), _losses(resumed)
+    assert sorted(got) == list(range(1, 7))
+    for step in (4, 5, 6):
+        assert got[step] == pytest.approx(expected[step], abs=1e-6), step
+    assert _grad_norms(resumed) == pytest.approx(_grad_norms(full), rel=1e-5)
