@@ -35,6 +35,7 @@ class TrainConfig(BaseModel):
     train_on: Literal["assistant", "last", "all", "weight"] = Field(default="assistant", description="Loss mask: all assistant turns, the last assistant turn only, every token, or per-message `weight` (assistant turns default to 1, others to 0).")
     packing: bool = Field(default=True, description="Padding-free packing: sequences share rows (best-fit decreasing) with per-sequence position ids. Off: batches grouped by length and padded.")
     pack_length: int | None = Field(default=None, ge=8, description="Tokens per packed row (default `max_length`); a micro-batch is `batch_size` rows.")
+    forward_tokens: int | None = Field(default=None, ge=8, description="Most tokens (rows x longest row, padding included) in one forward pass: a bigger micro-batch runs in parts of whole rows, with the same gradient (the loss is normalised by the step's trained tokens). Unset: on CPU as many as fit a small memory budget (see `sftdata.trainer.resources`), on GPU the whole micro-batch.")
 
     # Model and method
     model: str | None = Field(default=None, description="Local model folder; unset = the bundled SmolLM2-135M-Instruct. Nothing is downloaded.")
@@ -44,7 +45,8 @@ class TrainConfig(BaseModel):
     lora_dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description="Dropout on the LoRA input.")
     lora_target: list[str] | Literal["all-linear"] = Field(default="all-linear", description="Module names to adapt, or `all-linear` for every linear layer except the output head.")
     freeze_trainable_layers: int = Field(default=2, ge=1, description="freeze method: how many of the last transformer layers are trained.")
-    attn_implementation: str = Field(default="sdpa", description="transformers attention implementation (sdpa or eager support padding-free packing on CPU).")
+    attn_implementation: str = Field(default="sdpa", description="transformers attention implementation. sdpa and eager get packed rows side by side, each with its own block-diagonal mask; flash-attention kernels (GPU) get the rows flattened into one, their boundaries in the position ids.")
+    threads: int | None = Field(default=None, ge=1, description="torch threads on CPU; unset = every core, or 1 when other processes already keep the machine busy.")
 
     # Optimisation
     learning_rate: float | None = Field(default=None, gt=0, description="Peak learning rate; unset = 2e-4 for lora, 2e-5 for full, 5e-5 for freeze.")
