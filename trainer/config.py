@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sftdata.errors import UserError
 
@@ -34,8 +34,8 @@ class TrainConfig(BaseModel):
     max_length: int = Field(default=2048, ge=8, description="Longest tokenised conversation; longer ones are cut at a whole-turn boundary where possible.")
     train_on: Literal["assistant", "last", "all", "weight"] = Field(default="assistant", description="Loss mask: all assistant turns, the last assistant turn only, every token, or per-message `weight` (assistant turns default to 1, others to 0).")
     packing: bool = Field(default=True, description="Padding-free packing: sequences share rows (best-fit decreasing) with per-sequence position ids. Off: batches grouped by length and padded.")
-    pack_length: int | None = Field(default=None, ge=8, description="Tokens per packed row (default `max_length`); a micro-batch is `batch_size` rows.")
-    forward_tokens: int | None = Field(default=None, ge=8, description="Most tokens (rows x longest row, padding included) in one forward pass: a bigger micro-batch runs in parts of whole rows, with the same gradient (the loss is normalised by the step's trained tokens). Unset: on CPU as many as fit a small memory budget (see `sftdata.trainer.resources`), on GPU the whole micro-batch.")
+    pack_length: int | None = Field(default=None, ge=8, description="Tokens per packed row; a conversation longer than this gets a row of its own. A micro-batch is `batch_size` rows. Unset: `max_length`, on CPU at most 512 (see `sftdata.trainer.defaults`).")
+    forward_tokens: int | None = Field(default=None, ge=8, description="Most tokens (rows x longest row, padding included) in one forward pass: a bigger micro-batch runs in parts of whole rows, with the same gradient (the loss is normalised by the step's trained tokens). Unset: on CPU 512 (or one row, if longer; see `sftdata.trainer.defaults`), on GPU the whole micro-batch.")
 
     # Model and method
     model: str | None = Field(default=None, description="Local model folder; unset = the bundled SmolLM2-135M-Instruct. Nothing is downloaded.")
@@ -59,7 +59,7 @@ class TrainConfig(BaseModel):
     batch_size: int = Field(default=8, ge=1, description="Micro-batch: sequences (unpacked) or packed rows (packing) per forward pass.")
     grad_accum: int = Field(default=1, ge=1, description="Micro-batches per optimizer step; the loss is normalised by the trained tokens of the whole step.")
     max_grad_norm: float | None = Field(default=1.0, gt=0, description="Clip the global gradient norm to this value; unset = no clipping.")
-    gradient_checkpointing: bool = Field(default=False, description="Recompute activations in the backward pass: less memory, ~30% slower.")
+    gradient_checkpointing: bool | None = Field(default=None, description="Recompute activations in the backward pass: a sixth of the memory, about a third more compute. Unset: on for CPU (memory is what a laptop runs out of), off on GPU.")
     dtype: Literal["auto", "float32", "bfloat16"] = Field(default="auto", description="auto = float32 on CPU (no bf16 units) and bf16 mixed precision on GPU.")
     seed: int = Field(default=42, description="Seeds data order, held-out split, dropout and initialisation of adapters.")
 
@@ -77,12 +77,6 @@ class TrainConfig(BaseModel):
     sample_prompts: list[str] = Field(default_factory=list, description="Prompts to generate from after training; unset = up to `num_samples` held-out prompts.")
     num_samples: int = Field(default=2, ge=0, description="How many held-out prompts to sample from when `sample_prompts` is empty.")
     sample_max_new_tokens: int = Field(default=64, ge=1, description="Longest sample generation.")
-
-    @model_validator(mode="after")
-    def _check(self) -> "TrainConfig":
-        if self.pack_length is not None and self.pack_length < self.max_length:
-            raise ValueError("pack_length must be at least max_length")
-        return self
 
     @property
     def lr(self) -> float:

@@ -22,13 +22,14 @@ import yaml
 
 from sftdata.errors import UserError
 from sftdata.io import JsonlAppender, atomic_path, read_complete_lines
-from sftdata.machine import CostMeter, torch_threads
+from sftdata.machine import CostMeter, release_freed_memory
 from .checkpoint import list_checkpoints, load_checkpoint, save_checkpoint, trim_metrics
 from .config import TrainConfig, build_config
 from .data import prepare_tokenizer, tokenise_records
 from .evaluate import examples_loss, generate_samples, load_records, prompt_messages
 from .modeling import loss_sum, prepare_model, save_model
-from .packing import collate, cpu_forward_tokens, epoch_batches, flattens_rows, forward_parts
+from .defaults import for_machine
+from .packing import collate, epoch_batches, flattens_rows, forward_parts
 
 # Changing any of these between a run and its resume would change the loss curve.
 RESUME_KEYS = ("data", "eval_data", "eval_split", "model", "method", "seed", "max_length",
@@ -49,6 +50,7 @@ class TrainResult:
     dropped: dict[str, int] = field(default_factory=dict)
     samples: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
+    trained_tokens_per_s: float | None = None  # over the optimizer steps' own seconds (no eval, no loading)
     cost: dict = field(default_factory=dict)  # CostMeter report: seconds and peak RSS per phase
 
 
@@ -96,13 +98,16 @@ def train(config: TrainConfig | dict) -> TrainResult:
     use_bf16 = cfg.dtype == "bfloat16" or (cfg.dtype == "auto" and torch.cuda.is_available())
     # cpu=True on a GPU-less machine is what makes accelerate see torchrun's processes (gloo).
     accelerator = Accelerator(mixed_precision="bf16" if use_bf16 else "no", cpu=not torch.cuda.is_available())
+    # Row length, tokens per forward pass, recomputation and threads, where the config left
+    # them unset: chosen for the machine (defaults.py).
     on_cpu = accelerator.device.type == "cpu"
+    cfg = for_machine(cfg, on_cpu)
     if on_cpu:
-        torch.set_num_threads(cfg.threads or torch_threads())
-    # What one forward pass may hold: sdpa/eager get rows side by side with their own
-    # masks, flash kernels one flattened row (see packing.py).
+        torch.set_num_threads(cfg.threads)
+        release_freed_memory()
+    # sdpa/eager get packed rows side by side with their own masks, flash kernels one
+    # flattened row (packing.py).
     flatten = flattens_rows(cfg.attn_implementation)
-    forward_tokens = cfg.forward_tokens or (cpu_forward_tokens(cfg.row_length) if on_cpu else None)
     main, world, rank = accelerator.is_main_process, accelerator.num_processes, accelerator.process_index
     set_seed(cfg.seed)  # before the model: LoRA initialisation draws from the RNG
 
@@ -155,7 +160,7 @@ def train(config: TrainConfig | dict) -> TrainResult:
         if not eval_set.examples:
             return None
         total, weight = examples_loss(model, eval_set.examples, cfg.row_length, cfg.batch_size, device,
-                                      forward_tokens, flatten)
+                                      cfg.forward_tokens, flatten)
         return total / weight if weight else None
 
     # --- The loop. One iteration = one optimizer step over one window of micro-batches.
@@ -169,7 +174,7 @@ def train(config: TrainConfig | dict) -> TrainResult:
         t0 = time.perf_counter()
         micro = [collate(part, cfg.packing, tokenizer.pad_token_id, cfg.row_length, flatten)
                  for idx in epoch_windows[window_pos]
-                 for part in forward_parts([examples[i] for i in idx], cfg.packing, cfg.row_length, forward_tokens)]
+                 for part in forward_parts([examples[i] for i in idx], cfg.packing, cfg.row_length, cfg.forward_tokens)]
         micro = [{k: v.to(device) for k, v in b.items()} for b in micro]
         # Normalise by the trained tokens (weights) of the whole step on all processes, so
         # accumulation and packing give the same gradient as one big batch would.
@@ -243,16 +248,17 @@ def train(config: TrainConfig | dict) -> TrainResult:
                          dropped={**train_set.dropped}, samples=samples,
                          seconds=time.perf_counter() - start_time, cost=meter.close())
     if main:
-        _write_summary(out, result, metrics_path)
+        # Seconds of every step in the metrics, so a resumed run counts the earlier ones too.
+        step_seconds = sum(r.get("step_seconds", 0.0) for r in read_complete_lines(metrics_path))
+        result.trained_tokens_per_s = round(trained_tokens / step_seconds, 2) if step_seconds else None
+        _write_summary(out, result)
     return result
 
 
-def _write_summary(out: Path, result: TrainResult, metrics_path: Path) -> None:
+def _write_summary(out: Path, result: TrainResult) -> None:
     """``summary.json``: what the run trained and what it cost (time and peak RSS per phase)."""
-    rows = read_complete_lines(metrics_path) if metrics_path.exists() else []
-    step_seconds = sum(r.get("step_seconds", 0.0) for r in rows)
     summary = {"steps": result.steps, "trained_tokens": result.trained_tokens,
-               "trained_tokens_per_s": round(result.trained_tokens / step_seconds, 2) if step_seconds else None,
+               "trained_tokens_per_s": result.trained_tokens_per_s,
                "first_loss": result.losses[0] if result.losses else None, "train_loss": result.train_loss,
                "eval_loss": result.eval_loss, "threads": torch.get_num_threads(), "cost": result.cost}
     with atomic_path(out / "summary.json") as tmp:

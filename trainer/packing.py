@@ -38,18 +38,22 @@ from .data import IGNORE, Example
 
 
 def best_fit_decreasing(lengths: Sequence[int], capacity: int) -> list[list[int]]:
-    """Indices grouped into bins of total length <= capacity (longest first, tightest bin).
+    """Indices grouped into bins of total length <= capacity (longest first, tightest bin);
+    an item longer than ``capacity`` gets a bin of its own.
 
     >>> best_fit_decreasing([5, 3, 4, 2, 6], 8)
     [[4, 3], [0, 1], [2]]
+    >>> best_fit_decreasing([9, 3], 8)
+    [[0], [1]]
     """
     order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
     bins: list[list[int]] = []
     free: list[tuple[int, int]] = []  # (space left, bin id), kept sorted
     for i in order:
         n = lengths[i]
-        if n > capacity:
-            raise ValueError(f"sequence of {n} tokens does not fit a row of {capacity}")
+        if n >= capacity:
+            bins.append([i])
+            continue
         pos = bisect.bisect_left(free, (n, -1))
         if pos < len(free):
             space, b = free.pop(pos)
@@ -162,15 +166,6 @@ def collate_packed(examples: Sequence[Example], row_length: int | None = None,
     if not flatten:
         batch["attention_mask"] = block_causal_mask(batch["position_ids"])
     return batch
-
-
-# On CPU a forward pass holds at most this many tokens (or one row, if longer).
-CPU_FORWARD_TOKENS = 2048
-
-
-def cpu_forward_tokens(row_length: int) -> int:
-    """The default ``forward_tokens`` on CPU."""
-    return max(CPU_FORWARD_TOKENS, row_length)
 
 
 def forward_parts(examples: Sequence[Example], packing: bool, row_length: int,
