@@ -320,6 +320,7 @@ def run_training(recipe: Recipe, run_dir: Path, data_path: Path, data_key: str,
         after = _samples(result.output_dir, prompts, max_new)
     state = {"key": key, "done": True, "output_dir": str(result.output_dir), "steps": result.steps,
              "train_loss": result.train_loss, "eval_loss": result.eval_loss,
+             "initial_eval_loss": result.initial_eval_loss,
              "first_loss": result.losses[0] if result.losses else None,
              "trained_tokens": result.trained_tokens, "seconds": result.seconds,
              "trained_tokens_per_s": result.trained_tokens_per_s, "cost": result.cost,

@@ -50,6 +50,7 @@ class TrainResult:
     dropped: dict[str, int] = field(default_factory=dict)
     samples: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
+    initial_eval_loss: float | None = None  # held-out loss before the first step (not on resume)
     trained_tokens_per_s: float | None = None  # over the optimizer steps' own seconds (no eval, no loading)
     cost: dict = field(default_factory=dict)  # CostMeter report: seconds and peak RSS per phase
 
@@ -167,6 +168,10 @@ def train(config: TrainConfig | dict) -> TrainResult:
     model.train()
     losses: list[float] = []
     epoch_windows = windows(epoch)
+    # The held-out loss before any step, so a run shows what training changed.
+    initial_eval = eval_loss() if step == 0 else None
+    if main and initial_eval is not None:
+        log.append([{"step": 0, "eval_loss": round(initial_eval, 6)}])
     while step < total_steps:
         if window_pos >= len(epoch_windows):
             epoch, window_pos = epoch + 1, 0
@@ -246,7 +251,8 @@ def train(config: TrainConfig | dict) -> TrainResult:
     result = TrainResult(output_dir=out, steps=step, train_loss=losses[-1] if losses else None,
                          eval_loss=final_eval, trained_tokens=trained_tokens, losses=losses,
                          dropped={**train_set.dropped}, samples=samples,
-                         seconds=time.perf_counter() - start_time, cost=meter.close())
+                         seconds=time.perf_counter() - start_time, cost=meter.close(),
+                         initial_eval_loss=initial_eval)
     if main:
         # Seconds of every step in the metrics, so a resumed run counts the earlier ones too.
         step_seconds = sum(r.get("step_seconds", 0.0) for r in read_complete_lines(metrics_path))
@@ -260,7 +266,7 @@ def _write_summary(out: Path, result: TrainResult) -> None:
     summary = {"steps": result.steps, "trained_tokens": result.trained_tokens,
                "trained_tokens_per_s": result.trained_tokens_per_s,
                "first_loss": result.losses[0] if result.losses else None, "train_loss": result.train_loss,
-               "eval_loss": result.eval_loss, "threads": torch.get_num_threads(), "cost": result.cost}
+               "initial_eval_loss": result.initial_eval_loss, "eval_loss": result.eval_loss, "threads": torch.get_num_threads(), "cost": result.cost}
     with atomic_path(out / "summary.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2), encoding="utf-8")
 

@@ -85,7 +85,8 @@ def train(
         f"final train loss: {result.train_loss:.4f}" if result.train_loss is not None else "no steps run",
     ]
     if result.eval_loss is not None:
-        lines.append(f"eval loss: {result.eval_loss:.4f}")
+        before = f" (before training: {result.initial_eval_loss:.4f})" if result.initial_eval_loss is not None else ""
+        lines.append(f"eval loss: {result.eval_loss:.4f}{before}")
     if result.dropped:
         lines.append("dropped records: " + ", ".join(f"{k}={v}" for k, v in result.dropped.items()))
     lines.append(f"output: {result.output_dir} (metrics.jsonl, {'adapter' if cfg.method == 'lora' else 'model'})")

@@ -42,6 +42,8 @@ def test_lora_run_lowers_loss_and_writes_adapter_and_metrics(tiny_model_dir, cha
     assert steps[-1]["trained_tokens"] == result.trained_tokens > 0
     assert steps[1]["lr"] > steps[-1]["lr"]  # cosine decay after warmup
     assert "eval_loss" in steps[3] and rows[-1]["eval_loss"] == pytest.approx(result.eval_loss, abs=1e-5)
+    assert rows[0] == {"step": 0, "eval_loss": pytest.approx(result.initial_eval_loss, abs=1e-5)}
+    assert result.eval_loss < result.initial_eval_loss  # held out, before vs after
     assert len(result.samples) == 1 and result.samples[0][0] == "Tell me about bread."
     held = yaml.safe_load((out / "train_config.yaml").read_text())
     assert held["method"] == "lora"
