@@ -1,7 +1,7 @@
 """The first run as a new user meets it: the README's first block, and `sftdata train` with its defaults.
 
     python benchmarks/firstrun/bench_firstrun.py [--runs 3] [--part all|block|train]
-                                                 [--ref HEAD] [--baseline REF]
+                                                 [--ref HEAD] [--baseline REF [--baseline-runs N]]
 
 block: every run starts from a fresh clone of this repository at REF (committed files
 only) in a temp folder, with no virtual environment and an empty bundled-model cache
@@ -209,6 +209,7 @@ def main() -> None:
     parser.add_argument("--part", choices=["all", "block", "train"], default="all")
     parser.add_argument("--ref", default="HEAD", help="git ref to measure (committed files only)")
     parser.add_argument("--baseline", help="a git ref to measure side by side (e.g. the code before a change)")
+    parser.add_argument("--baseline-runs", type=int, help="rounds of the baseline (default --runs)")
     parser.add_argument("--checkout", type=Path,
                         help="--part train only: use this checkout and its .venv instead of a fresh clone of --ref")
     parser.add_argument("--keep", action="store_true", help="keep the temp folders (logs, clones)")
@@ -219,8 +220,9 @@ def main() -> None:
     blocks: dict[str, list[dict]] = {r: [] for r in refs}
     trains: dict[str, list[dict]] = {r: [] for r in refs}
     clones: dict[str, Path] = {args.ref: args.checkout.resolve()} if args.checkout else {}
+    rounds = {args.ref: args.runs, args.baseline: args.baseline_runs or args.runs}
     for i in range(args.runs):
-        for ref in refs:
+        for ref in [r for r in refs if i < rounds[r]]:
             work = top / f"{re.sub(r'[^A-Za-z0-9]+', '_', ref)}-{i}"
             work.mkdir()
             if args.part in ("all", "block") or ref not in clones:
