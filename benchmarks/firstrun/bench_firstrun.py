@@ -214,6 +214,10 @@ def main() -> None:
                         help="--part train only: use this checkout and its .venv instead of a fresh clone of --ref")
     parser.add_argument("--keep", action="store_true", help="keep the temp folders (logs, clones)")
     args = parser.parse_args()
+    # Pinned now, so commits made while it runs do not change what later rounds measure.
+    args.ref, args.baseline = (subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", r], check=True,
+                                              capture_output=True, text=True).stdout.strip() if r else None
+                               for r in (args.ref, args.baseline))
     refs = [args.ref] + ([args.baseline] if args.baseline else [])
     top = Path(tempfile.mkdtemp(prefix="bench-firstrun-"))
     print(f"{os.cpu_count()} cores, load average {load():.1f}; work folder {top}")
