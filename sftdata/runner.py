@@ -6,7 +6,8 @@ previous stage's key, or the input file's bytes) and its params. Running again r
 every stage whose key is unchanged, so a change recomputes only the changed stage and
 those after it; a killed run starts again from the last finished stage (generation and
 training resume from their own checkpoints). The run directory ends with the data, the
-rejects, the audit report, the trained adapter and ``summary.json``.
+rejects, the audit report, the trained adapter and ``summary.json``, which also says what
+the run cost: wall time and peak RSS per stage (``cost``).
 
 Safety: before anything runs, ``sftdata.run_checks`` checks every file the recipe reads
 and the run directory; the run then holds the directory's lock (``sftdata.runlock``).
@@ -32,6 +33,7 @@ from sftdata.audit.inputs import InputInfo
 from sftdata.convert import read_canonical, write_records
 from sftdata.errors import UserError
 from sftdata.io import atomic_path, read_complete_lines, write_frame, write_rows
+from sftdata.machine import CostMeter
 from sftdata.ownership import folder_is_ours, mark_folder
 from sftdata.recipe import InputSpec, Recipe
 from sftdata.rejects import count_reasons, rejects_from_frame
@@ -114,13 +116,16 @@ def _read_input(spec: InputSpec, base: Path, run_dir: Path, key: str, log: Log
     extra: dict = {}
     if spec.generate is not None:
         from sftdata.generate import GenerateConfig, generate
+        from sftdata.generate.progress import GenerationProgress
 
         out = run_dir / "generate" / f"{spec.source_name()}-{key}.jsonl"
         options = {**spec.generate, "output": str(out)}
         for name in GENERATE_PATHS:
             if options.get(name) is not None:
                 options[name] = str(in_recipe_folder(base, options[name]))
-        summary = generate(GenerateConfig.model_validate(options))
+        cfg = GenerateConfig.model_validate(options)
+        with GenerationProgress(cfg.num) as bar:
+            summary = generate(cfg, on_start=bar.on_start, on_event=bar.on_event)
         extra["generate"] = summary.to_dict()
         log(f"generated with {summary.backend} / {summary.model}: {summary.records} records, "
             f"{summary.requests} requests, {summary.total_tokens:,} tokens")
@@ -175,8 +180,9 @@ def _mix_formats(recipe: Recipe, file_formats: dict[str, str], stages: list[Stag
     return {**file_formats, **{spec.source_name(): own for spec in recipe.mix.sources if spec.path is None}}
 
 
-def build_stages(recipe: Recipe, base: Path, run_dir: Path, log: Log) -> tuple[list[Stage], pl.DataFrame, str]:
-    """Run (or reuse) every data stage of the recipe in order.
+def build_stages(recipe: Recipe, base: Path, run_dir: Path, log: Log, meter: CostMeter
+                 ) -> tuple[list[Stage], pl.DataFrame, str]:
+    """Run (or reuse) every data stage of the recipe in order (each a phase of ``meter``).
 
     Returns the stages, the final records (all inputs together when there are no steps
     and no mix) and the key that identifies them.
@@ -188,12 +194,13 @@ def build_stages(recipe: Recipe, base: Path, run_dir: Path, log: Log) -> tuple[l
         origin = spec.generate if spec.generate is not None else file_digest(base / spec.path)
         key = fingerprint("read", spec.model_dump(), origin)
         name = f"read:{spec.source_name()}"
-        stage = store.load(index, name, key)
-        if stage is None:
-            start = time.perf_counter()
-            frame, rejects, rows_in, extra = _read_input(spec, base, run_dir, key, log)
-            stage = Stage(name, key, frame, rejects, _report(name, rows_in, frame.height, rejects, start, **extra))
-            store.save(index, stage)
+        with meter.phase(name):
+            stage = store.load(index, name, key)
+            if stage is None:
+                start = time.perf_counter()
+                frame, rejects, rows_in, extra = _read_input(spec, base, run_dir, key, log)
+                stage = Stage(name, key, frame, rejects, _report(name, rows_in, frame.height, rejects, start, **extra))
+                store.save(index, stage)
         _log_stage(log, stage)
         stages.append(stage)
         index += 1
@@ -203,12 +210,13 @@ def build_stages(recipe: Recipe, base: Path, run_dir: Path, log: Log) -> tuple[l
     for step_name, params in recipe.step_list():
         params, digests = resolve_step_params(step_name, params, base)
         key = fingerprint(key, step_name, params, digests)
-        stage = store.load(index, step_name, key)
-        if stage is None:
-            result = get_step(step_name)(params)(frame)
-            stage = Stage(step_name, key, result.kept, rejects_from_frame(result.rejected, step_name),
-                          result.report.model_dump())
-            store.save(index, stage)
+        with meter.phase(step_name):
+            stage = store.load(index, step_name, key)
+            if stage is None:
+                result = get_step(step_name)(params)(frame)
+                stage = Stage(step_name, key, result.kept, rejects_from_frame(result.rejected, step_name),
+                              result.report.model_dump())
+                store.save(index, stage)
         _log_stage(log, stage)
         frame = stage.frame
         stages.append(stage)
@@ -219,17 +227,18 @@ def build_stages(recipe: Recipe, base: Path, run_dir: Path, log: Log) -> tuple[l
 
         files = [file_digest(base / s.path) for s in recipe.mix.sources if s.path]
         key = fingerprint(key, "mix", recipe.mix.model_dump(), files)
-        stage = store.load(index, "mix", key)
-        if stage is None:
-            mixed = run_mix(recipe.mix, base_dir=base, main=frame)
-            # Records a source had but the mix did not draw are dropped as `not_sampled`:
-            # they are in the rejects like every other dropped record.
-            rejects = mixed.rejects + mixed.unsampled
-            report = mixed.report.step_report().model_dump()
-            report.update(rows_in=mixed.rows_in, drops={**report["drops"], **count_reasons(rejects)},
-                          mix=mixed.report.model_dump(), formats=_mix_formats(recipe, mixed.formats, stages))
-            stage = Stage("mix", key, mixed.frame.select(FRAME_SCHEMA.names()), rejects, report)
-            store.save(index, stage)
+        with meter.phase("mix"):
+            stage = store.load(index, "mix", key)
+            if stage is None:
+                mixed = run_mix(recipe.mix, base_dir=base, main=frame)
+                # Records a source had but the mix did not draw are dropped as `not_sampled`:
+                # they are in the rejects like every other dropped record.
+                rejects = mixed.rejects + mixed.unsampled
+                report = mixed.report.step_report().model_dump()
+                report.update(rows_in=mixed.rows_in, drops={**report["drops"], **count_reasons(rejects)},
+                              mix=mixed.report.model_dump(), formats=_mix_formats(recipe, mixed.formats, stages))
+                stage = Stage("mix", key, mixed.frame.select(FRAME_SCHEMA.names()), rejects, report)
+                store.save(index, stage)
         _log_stage(log, stage)
         stages.append(stage)
         frame = stage.frame
@@ -292,11 +301,12 @@ def _samples(model: str | Path | None, prompts: list, max_new_tokens: int) -> li
 
 
 def run_training(recipe: Recipe, run_dir: Path, data_path: Path, data_key: str,
-                 frame: pl.DataFrame, log: Log, base: Path = Path(".")) -> dict:
+                 frame: pl.DataFrame, log: Log, meter: CostMeter, base: Path = Path(".")) -> dict:
     """Train on the built data; reuse a finished run with the same key, resume a killed one.
 
     Before/after samples are made here rather than by the trainer, so that the same
     prompts (with their system prompt) go to the base model and to the trained one.
+    The samples and the trainer's own phases are phases of ``meter``.
     """
     from sftdata.trainer import TrainConfig, train
 
@@ -323,16 +333,21 @@ def run_training(recipe: Recipe, run_dir: Path, data_path: Path, data_key: str,
     mark_folder(out)
     with atomic_path(marker) as tmp:
         tmp.write_text(json.dumps({"key": key, "done": False}), encoding="utf-8")
-    before = _samples(options.get("model"), prompts, max_new)
+    with meter.phase("train: samples before"):
+        before = _samples(options.get("model"), prompts, max_new)
     config = TrainConfig.model_validate({**options, "data": str(data_path), "data_format": recipe.output.format,
                                          "output_dir": str(out), "resume": resume, "num_samples": 0})
     log(f"{'train':<28} {'resuming' if resume else 'starting'} {config.method} -> {out}")
     result = train(config)
-    after = _samples(result.output_dir, prompts, max_new)
+    meter.add([{**phase, "name": f"train: {phase['name']}"} for phase in result.cost.get("phases", [])])
+    with meter.phase("train: samples after"):
+        after = _samples(result.output_dir, prompts, max_new)
     state = {"key": key, "done": True, "output_dir": str(result.output_dir), "steps": result.steps,
              "train_loss": result.train_loss, "eval_loss": result.eval_loss,
+             "initial_eval_loss": result.initial_eval_loss,
              "first_loss": result.losses[0] if result.losses else None,
              "trained_tokens": result.trained_tokens, "seconds": result.seconds,
+             "trained_tokens_per_s": result.trained_tokens_per_s, "cost": result.cost,
              "samples": [{"prompt": p, "before": b, "after": a} for (p, b), (_, a) in zip(before, after)]}
     with atomic_path(marker) as tmp:
         tmp.write_text(json.dumps(state, indent=2, ensure_ascii=False), encoding="utf-8")
@@ -352,11 +367,14 @@ def run_recipe(recipe: Recipe, recipe_path: Path, log: Log = print, train: bool 
 
 def _run_locked(recipe: Recipe, recipe_path: Path, run_dir: Path, log: Log, train: bool) -> dict:
     start = time.perf_counter()
+    meter = CostMeter()
     base = recipe_path.resolve().parent
-    stages, frame, key = build_stages(recipe, base, run_dir, log)
-    data_path, rejects_path, write_rejected = write_outputs(recipe, run_dir, stages, frame)
+    stages, frame, key = build_stages(recipe, base, run_dir, log, meter)
+    with meter.phase("write"):
+        data_path, rejects_path, write_rejected = write_outputs(recipe, run_dir, stages, frame)
     data_key = fingerprint(key, recipe.output.model_dump())
-    report = write_audit(recipe, run_dir, stages, frame, fingerprint(data_key, recipe.audit.model_dump()))
+    with meter.phase("audit"):
+        report = write_audit(recipe, run_dir, stages, frame, fingerprint(data_key, recipe.audit.model_dump()))
     summary = {
         "recipe": str(recipe_path), "run_dir": str(run_dir), "data": str(data_path),
         "records": frame.height - len(write_rejected), "rejects": str(rejects_path),
@@ -365,8 +383,9 @@ def _run_locked(recipe: Recipe, recipe_path: Path, run_dir: Path, log: Log, trai
         "stages": [{**s.report, "cached": s.cached} for s in stages],
     }
     if recipe.train is not None and train:
-        summary["train"] = run_training(recipe, run_dir, data_path, data_key, frame, log, base)
+        summary["train"] = run_training(recipe, run_dir, data_path, data_key, frame, log, meter, base)
     summary["seconds"] = round(time.perf_counter() - start, 1)
+    summary["cost"] = meter.close()
     with atomic_path(run_dir / "summary.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
     return summary

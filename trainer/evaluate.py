@@ -3,9 +3,10 @@
 ``evaluate_loss`` is the weighted cross-entropy summed over trained tokens divided by
 their number (per-token weights scale each token's share; with no weights below 1 it is
 the mean per trained token), the same quantity the training loss reports, so
-before/after numbers compare directly. It always runs packed with ``use_cache=False`` under ``torch.no_grad``: in eval
-mode transformers would otherwise build a cache, skip the packed-sequence mask, and let
-packed conversations attend to each other.
+before/after numbers compare directly. It always runs packed, with each row's
+block-diagonal mask given explicitly and ``use_cache=False``, under ``torch.no_grad``:
+in eval mode transformers would otherwise build a cache and, with no mask given, skip
+the packed-sequence detection and let packed conversations attend to each other.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 
 from .data import Example, prepare_tokenizer, render, template_messages, tokenise_records
 from .modeling import load_trained, loss_sum
-from .packing import collate_packed, epoch_batches
+from .packing import collate_packed, epoch_batches, forward_parts
 
 
 def load_records(path: str | os.PathLike, fmt: str | None = None) -> list[dict]:
@@ -30,18 +31,23 @@ def load_records(path: str | os.PathLike, fmt: str | None = None) -> list[dict]:
 
 
 def examples_loss(model: Any, examples: Sequence[Example], row_length: int,
-                  batch_rows: int = 4, device: Any = None) -> tuple[float, float]:
-    """``(weighted loss sum, trained-token count)`` over examples, packed, without gradients."""
+                  batch_rows: int = 4, device: Any = None, forward_tokens: int | None = None,
+                  flatten: bool = False) -> tuple[float, float]:
+    """``(weighted loss sum, trained-token count)`` over examples, packed, without gradients
+    (``forward_tokens`` and ``flatten`` as in training: see packing.py)."""
     if not examples:
         return 0.0, 0.0
     was_training = model.training
     model.eval()
     total, weight = 0.0, 0.0
     longest = max(len(e) for e in examples)
-    batches = epoch_batches(examples, batch_rows, True, max(row_length, longest), seed=0, epoch=0)
+    row_length = max(row_length, longest)
+    batches = epoch_batches(examples, batch_rows, True, row_length, seed=0, epoch=0)
+    parts = [part for idx in batches
+             for part in forward_parts([examples[i] for i in idx], True, row_length, forward_tokens)]
     with torch.no_grad():
-        for idx in batches:
-            batch = collate_packed([examples[i] for i in idx])
+        for part in parts:
+            batch = collate_packed(part, row_length, flatten)
             if device is not None:
                 batch = {k: v.to(device) for k, v in batch.items()}
             total += float(loss_sum(model, batch))

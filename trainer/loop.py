@@ -21,8 +21,9 @@ import torch
 import yaml
 
 from sftdata.errors import UserError
-from sftdata.io import JsonlAppender
+from sftdata.io import JsonlAppender, atomic_path, read_complete_lines
 from sftdata.local_model import load_tokenizer
+from sftdata.machine import CostMeter, release_freed_memory
 from sftdata.rejects import make_reject, write_rejects
 from .checkpoint import (gather_rng_states, list_checkpoints, load_checkpoint, save_checkpoint,
                          set_aside_checkpoints, trim_metrics)
@@ -31,7 +32,8 @@ from .data import Example, MaskOptions, prepare_tokenizer
 from .evaluate import examples_loss, generate_samples, load_records, prompt_messages
 from .maskcheck import check_masks
 from .modeling import loss_sum, prepare_model, save_model
-from .packing import collate, epoch_batches
+from .defaults import for_machine
+from .packing import collate, epoch_batches, flattens_rows, forward_parts
 
 # Changing any of these between a run and its resume would change the loss curve.
 RESUME_KEYS = ("data", "eval_data", "eval_split", "model", "method", "seed", "max_length",
@@ -54,6 +56,9 @@ class TrainResult:
     warnings: dict[str, int] = field(default_factory=dict)  # turns with mask warnings, by code
     samples: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
+    initial_eval_loss: float | None = None  # held-out loss before the first step (not on resume)
+    trained_tokens_per_s: float | None = None  # over the optimizer steps' own seconds (no eval, no loading)
+    cost: dict = field(default_factory=dict)  # CostMeter report: seconds and peak RSS per phase
 
 
 def _split(records: list[dict], cfg: TrainConfig) -> tuple[list[dict], list[dict]]:
@@ -110,11 +115,22 @@ def train(config: TrainConfig | dict) -> TrainResult:
     cfg = config if isinstance(config, TrainConfig) else build_config(config)
     out = Path(cfg.output_dir)
     start_time = time.perf_counter()
+    meter = CostMeter()
 
     # --- Devices and precision. fp32 on CPU (no bf16 units: ~100x slower), bf16 on GPU.
     use_bf16 = cfg.dtype == "bfloat16" or (cfg.dtype == "auto" and torch.cuda.is_available())
     # cpu=True on a GPU-less machine is what makes accelerate see torchrun's processes (gloo).
     accelerator = Accelerator(mixed_precision="bf16" if use_bf16 else "no", cpu=not torch.cuda.is_available())
+    # Row length, tokens per forward pass, recomputation and threads, where the config left
+    # them unset: chosen for the machine (defaults.py).
+    on_cpu = accelerator.device.type == "cpu"
+    cfg = for_machine(cfg, on_cpu)
+    if on_cpu:
+        torch.set_num_threads(cfg.threads)
+        release_freed_memory()
+    # sdpa/eager get packed rows side by side with their own masks, flash kernels one
+    # flattened row (packing.py).
+    flatten = flattens_rows(cfg.attn_implementation)
     main, world, rank = accelerator.is_main_process, accelerator.num_processes, accelerator.process_index
     set_seed(cfg.seed)  # before the model: LoRA initialisation draws from the RNG
 
@@ -149,6 +165,7 @@ def train(config: TrainConfig | dict) -> TrainResult:
                               num_training_steps=total_steps)
     model, optimizer = accelerator.prepare(model, optimizer)
     device = accelerator.device
+    meter.lap("load and tokenise")
 
     # --- Resume: weights, optimizer, scheduler, RNG, data position, metrics up to there.
     step, epoch, window_pos, trained_tokens = 0, 0, 0, 0
@@ -176,20 +193,26 @@ def train(config: TrainConfig | dict) -> TrainResult:
     def eval_loss() -> float | None:
         if not eval_examples:
             return None
-        total, weight = examples_loss(model, eval_examples, cfg.row_length, cfg.batch_size, device)
+        total, weight = examples_loss(model, eval_examples, cfg.row_length, cfg.batch_size, device,
+                                      cfg.forward_tokens, flatten)
         return total / weight if weight else None
 
     # --- The loop. One iteration = one optimizer step over one window of micro-batches.
     model.train()
     losses: list[float] = []
     epoch_windows = windows(epoch)
+    # The held-out loss before any step, so a run shows what training changed.
+    initial_eval = eval_loss() if step == 0 else None
+    if main and initial_eval is not None:
+        log.append([{"step": 0, "eval_loss": round(initial_eval, 6)}])
     while step < total_steps:
         if window_pos >= len(epoch_windows):
             epoch, window_pos = epoch + 1, 0
             epoch_windows = windows(epoch)
         t0 = time.perf_counter()
-        micro = [collate([examples[i] for i in idx], cfg.packing, tokenizer.pad_token_id)
-                 for idx in epoch_windows[window_pos]]
+        micro = [collate(part, cfg.packing, tokenizer.pad_token_id, cfg.row_length, flatten)
+                 for idx in epoch_windows[window_pos]
+                 for part in forward_parts([examples[i] for i in idx], cfg.packing, cfg.row_length, cfg.forward_tokens)]
         micro = [{k: v.to(device) for k, v in b.items()} for b in micro]
         # Normalise by the trained tokens of the whole step on all processes, so accumulation
         # and packing give the same gradient as one big batch would. Their count, not the sum
@@ -241,6 +264,7 @@ def train(config: TrainConfig | dict) -> TrainResult:
                                 {"step": step, "epoch": epoch, "window": window_pos,
                                  "trained_tokens": trained_tokens}, cfg.keep_checkpoints, rng_states)
     bar.close()
+    meter.lap("train")
 
     # --- Finish: final eval, save the adapter or model, sample a few generations.
     final_eval = eval_loss()
@@ -257,10 +281,29 @@ def train(config: TrainConfig | dict) -> TrainResult:
         prompts = cfg.sample_prompts or [p for p in map(prompt_messages, eval_records) if p][: cfg.num_samples]
         if prompts:
             samples = generate_samples(unwrapped, tokenizer, prompts, cfg.sample_max_new_tokens)
-    return TrainResult(output_dir=out, steps=step, train_loss=losses[-1] if losses else None,
-                       eval_loss=final_eval, trained_tokens=trained_tokens, losses=losses,
-                       dropped=dict(report.dropped), samples=samples, warnings=dict(report.warnings),
-                       seconds=time.perf_counter() - start_time)
+    meter.lap("eval, save, samples")
+    result = TrainResult(output_dir=out, steps=step, train_loss=losses[-1] if losses else None,
+                         eval_loss=final_eval, trained_tokens=trained_tokens, losses=losses,
+                         dropped=dict(report.dropped), samples=samples, warnings=dict(report.warnings),
+                         seconds=time.perf_counter() - start_time, cost=meter.close(),
+                         initial_eval_loss=initial_eval)
+    if main:
+        # Seconds of every step in the metrics, so a resumed run counts the earlier ones too.
+        step_seconds = sum(r.get("step_seconds", 0.0) for r in read_complete_lines(metrics_path))
+        result.trained_tokens_per_s = round(trained_tokens / step_seconds, 2) if step_seconds else None
+        _write_summary(out, result)
+    return result
+
+
+def _write_summary(out: Path, result: TrainResult) -> None:
+    """``summary.json``: what the run trained and what it cost (time and peak RSS per phase)."""
+    summary = {"steps": result.steps, "trained_tokens": result.trained_tokens,
+               "trained_tokens_per_s": result.trained_tokens_per_s,
+               "first_loss": result.losses[0] if result.losses else None, "train_loss": result.train_loss,
+               "initial_eval_loss": result.initial_eval_loss, "eval_loss": result.eval_loss,
+               "threads": torch.get_num_threads(), "cost": result.cost}
+    with atomic_path(out / "summary.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=2), encoding="utf-8")
 
 
 def _progress(total: int, initial: int, enabled: bool) -> Any:

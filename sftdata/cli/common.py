@@ -1,5 +1,5 @@
 """What every command shares: the summary table, a progress bar that appears only on
-slow inputs, and the exit rule for ``--strict``."""
+slow inputs, what a run cost, and the exit rule for ``--strict``."""
 
 from __future__ import annotations
 
@@ -98,6 +98,18 @@ def progress(description: str, total: int | None = None, delay: float = 1.5) -> 
         yield bar
     finally:
         bar.close()
+
+
+def print_cost(cost: dict, title: str = "what it cost") -> None:
+    """Wall time and peak RSS per phase (a ``sftdata.machine.CostMeter`` report), then the total."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("phase")
+    table.add_column("s", justify="right")
+    table.add_column("peak RSS (MiB)", justify="right")
+    for phase in cost.get("phases", []):
+        table.add_row(phase["name"], f"{phase['seconds']:,.1f}", f"{phase['peak_rss_mb']:,.0f}")
+    table.add_row("[bold]total[/bold]", f"[bold]{cost['seconds']:,.1f}[/bold]", f"[bold]{cost['peak_rss_mb']:,.0f}[/bold]")
+    console.print(table)
 
 
 def exit_for_strict(strict: bool, rejected: int) -> None:

@@ -7,20 +7,11 @@ from typing import Optional
 
 import typer
 from pydantic import ValidationError
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from sftdata.cli.app import app
 from sftdata.cli.common import check_paths, console, option_error
 from sftdata.errors import UserError
-
-
-def _status(run) -> str:
-    rejected = sum(run.count.rejects.values())
-    top = ", ".join(f"{k} {v}" for k, v in sorted(run.count.rejects.items(), key=lambda kv: -kv[1])[:3])
-    tokens = run.totals.prompt_tokens + run.totals.completion_tokens
-    return (f"rejected {rejected}{f' ({top})' if top else ''} · requests {run.totals.requests}"
-            f" · tokens {tokens:,}")
 
 
 def _print_summary(summary, num: int) -> None:
@@ -68,6 +59,7 @@ def generate_command(
 ) -> None:
     """Generate instruction data with Self-Instruct (resumable: re-run to continue)."""
     from sftdata.generate import GenerateConfig, generate
+    from sftdata.generate.progress import GenerationProgress
 
     if local and base_url:
         raise UserError("--local runs a model in-process; it cannot be combined with --base-url")
@@ -95,27 +87,17 @@ def generate_command(
 
     if cfg.embedded:
         console.print("loading the embedded model (first use converts it once, ~30 s)...")
-    progress = Progress(TextColumn("accepted"), MofNCompleteColumn(), BarColumn(),
-                        TextColumn("{task.description}"), TimeElapsedColumn(), console=console)
-    state = {"task": None}
+    bar = GenerationProgress(num, console=console)
 
     def on_start(run) -> None:
         where = f" at {run.backend.base_url}" if hasattr(run.backend, "base_url") else ""
         console.print(f"backend: {run.backend.name}{where} · model: {run.backend.model}")
         if run.count.accepted:
             console.print(f"resuming: {run.count.accepted} of {num} records already in {output}")
-        progress.start()
-        state["task"] = progress.add_task(_status(run), total=num, completed=run.count.accepted)
+        bar.on_start(run)
 
-    def on_event(run) -> None:
-        if state["task"] is not None:
-            progress.update(state["task"], completed=min(run.count.accepted, num),
-                            description=_status(run))
-
-    try:
-        summary = generate(cfg, on_start=on_start, on_event=on_event)
-    finally:
-        progress.stop()
+    with bar:
+        summary = generate(cfg, on_start=on_start, on_event=bar.on_event)
     console.print(f"backend: {summary.backend} · model: {summary.model}")
     _print_summary(summary, num)
     if not summary.complete:

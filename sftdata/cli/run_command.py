@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from sftdata.cli.app import app
-from sftdata.cli.common import console
+from sftdata.cli.common import console, print_cost
 
 
 def _print_summary(summary: dict) -> None:
@@ -27,12 +27,18 @@ def _print_summary(summary: dict) -> None:
         console.print(f"report:  {summary['report']}")
     train = summary.get("train")
     if train:
+        held = (f", held-out loss {train['initial_eval_loss']:.3f} -> {train['eval_loss']:.3f}"
+                if train.get("initial_eval_loss") is not None and train.get("eval_loss") is not None else "")
+        speed = f", {train['trained_tokens_per_s']:,.1f} trained tokens/s" if train.get("trained_tokens_per_s") else ""
         console.print(f"adapter: {train['output_dir']}  ({train['steps']} steps, loss "
-                      f"{train['first_loss']:.3f} -> {train['train_loss']:.3f})")
+                      f"{train['first_loss']:.3f} -> {train['train_loss']:.3f}{held}{speed})")
         for sample in train.get("samples", []):
             console.print(f"\n[bold]prompt:[/bold] {sample['prompt'][:300]}")
             console.print(f"[bold]before:[/bold] {sample['before'][:300]}")
             console.print(f"[bold]after:[/bold]  {sample['after'][:300]}")
+    if summary.get("cost"):
+        console.print()
+        print_cost(summary["cost"], "what the run cost")
     console.print(f"\nsummary: {Path(summary['run_dir']) / 'summary.json'}  ({summary['seconds']} s)")
 
 

@@ -14,7 +14,7 @@ import typer
 import yaml
 
 from sftdata.cli.app import app
-from sftdata.cli.common import check_paths, console
+from sftdata.cli.common import check_paths, console, print_cost
 from sftdata.errors import UserError
 from sftdata.ownership import folder_is_ours, mark_folder
 from sftdata.paths import Target
@@ -105,11 +105,13 @@ def train(
     if os.environ.get("RANK", "0") != "0":  # under torchrun only the first process reports
         return
     lines = [
-        f"steps: {result.steps}   trained tokens: {result.trained_tokens:,}   time: {result.seconds:.0f} s",
+        f"steps: {result.steps}   trained tokens: {result.trained_tokens:,}   time: {result.seconds:.0f} s"
+        + (f"   ({result.trained_tokens_per_s:,.1f} trained tokens/s)" if result.trained_tokens_per_s else ""),
         f"final train loss: {result.train_loss:.4f}" if result.train_loss is not None else "no steps run",
     ]
     if result.eval_loss is not None:
-        lines.append(f"eval loss: {result.eval_loss:.4f}")
+        before = f" (before training: {result.initial_eval_loss:.4f})" if result.initial_eval_loss is not None else ""
+        lines.append(f"eval loss: {result.eval_loss:.4f}{before}")
     if result.dropped:
         lines.append("dropped records: " + ", ".join(f"{k}={v}" for k, v in result.dropped.items())
                      + f" (in {Path(cfg.output_dir) / 'rejects.jsonl'})")
@@ -121,6 +123,8 @@ def train(
         console.print(line)
     for prompt, reply in result.samples:
         console.print(f"[bold]> {prompt}[/bold]\n{reply}\n")
+    if result.cost:
+        print_cost(result.cost, "what the run cost")
 
 
 @app.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -91,6 +92,13 @@ def test_rerun_reuses_stages_and_a_change_recomputes_from_there(tmp_path):
     assert stats["empty_input"]["share"] == 1.0
     assert {s["source"]: s["format"] for s in stats["sources"]} == {"main": "alpaca", "general": "alpaca"}
 
+    # What each stage cost, in order, and the whole run's peak.
+    phases = first["cost"]["phases"]
+    assert [p["name"] for p in phases] == ["read:domain", "refusal", "exact_dedup", "mix", "write", "audit"]
+    assert all(p["seconds"] >= 0 and p["peak_rss_mb"] > 20 for p in phases)
+    assert first["cost"]["peak_rss_mb"] >= max(p["peak_rss_mb"] for p in phases) - 1
+    assert json.loads((run / "summary.json").read_text())["cost"]["phases"] == phases
+
     again = run_recipe(load_recipe(path), path, log=lambda _: None)
     assert set(cached_flags(again).values()) == {True}
 
@@ -148,7 +156,20 @@ def test_killed_run_continues_where_it_stopped(tmp_path, tiny_model_dir):
     assert state["done"] and state["steps"] == 40
 
 
-def test_generate_input_runs_once_then_is_cached(tmp_path):
+def test_installed_command_prints_what_the_run_cost(tmp_path):
+    path = write_recipe(tmp_path)
+    sftdata = Path(sys.executable).parent / "sftdata"
+    out = subprocess.run([str(sftdata), "run", str(path)], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=300, env={**os.environ, "COLUMNS": "120"})
+    assert out.returncode == 0, out.stderr
+    cost = json.loads((tmp_path / "run" / "summary.json").read_text())["cost"]
+    assert "what the run cost" in out.stderr and "peak RSS (MiB)" in out.stderr
+    for phase in cost["phases"]:
+        assert phase["name"] in out.stderr
+    assert f"{cost['peak_rss_mb']:,.0f}" in out.stderr
+
+
+def test_generate_input_runs_once_then_is_cached(tmp_path, capsys):
     from sftdata.generate.fake_server import FakeServer
 
     make_data(tmp_path)
@@ -165,6 +186,8 @@ def test_generate_input_runs_once_then_is_cached(tmp_path):
         assert gen["step"] == "read:synth" and gen["rows_out"] == 5
         assert gen["generate"]["backend"] == "openai-compatible" and gen["generate"]["complete"]
         assert any("generated with openai-compatible / fake: 5 records" in line for line in logs)
+        shown = capsys.readouterr().err  # the progress: records of the goal, requests of the budget
+        assert re.search(r"records\s.*5/5", shown) and re.search(r"requests\s.*\d+/\d+", shown)
         assert first["records"] == 26 + 5  # 24 domain + duplicate + refusal (no steps), + 5 generated
         again = run_recipe(load_recipe(path), path, log=lambda _: None)
         assert cached_flags(again) == {"read:domain": True, "read:synth": True}

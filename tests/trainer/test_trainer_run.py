@@ -42,9 +42,32 @@ def test_lora_run_lowers_loss_and_writes_adapter_and_metrics(tiny_model_dir, cha
     assert steps[-1]["trained_tokens"] == result.trained_tokens > 0
     assert steps[1]["lr"] > steps[-1]["lr"]  # cosine decay after warmup
     assert "eval_loss" in steps[3] and rows[-1]["eval_loss"] == pytest.approx(result.eval_loss, abs=1e-5)
+    assert rows[0] == {"step": 0, "eval_loss": pytest.approx(result.initial_eval_loss, abs=1e-5)}
+    assert result.eval_loss < result.initial_eval_loss  # held out, before vs after
     assert len(result.samples) == 1 and result.samples[0][0] == "Tell me about bread."
     held = yaml.safe_load((out / "train_config.yaml").read_text())
     assert held["method"] == "lora"
+    # What the run cost, and the speed over the optimizer steps, in summary.json.
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 8 and summary["trained_tokens"] == result.trained_tokens
+    step_seconds = sum(r["step_seconds"] for r in steps)
+    assert summary["trained_tokens_per_s"] == pytest.approx(result.trained_tokens / step_seconds, rel=1e-3)
+    assert [p["name"] for p in summary["cost"]["phases"]] == ["load and tokenise", "train", "eval, save, samples"]
+    assert all(p["peak_rss_mb"] > 50 for p in summary["cost"]["phases"])
+    assert summary["cost"]["peak_rss_mb"] >= max(p["peak_rss_mb"] for p in summary["cost"]["phases"]) - 1
+
+
+def test_cpu_defaults_are_filled_in_and_recorded(tiny_model_dir, chat_file, tmp_path):
+    """On CPU the config's unset options are chosen for the machine; train_config.yaml
+    records what was used."""
+    out = tmp_path / "run"
+    cfg = TrainConfig(data=str(chat_file), model=str(tiny_model_dir), output_dir=str(out), max_steps=1,
+                      progress=False, num_samples=0)
+    assert cfg.pack_length is None and cfg.gradient_checkpointing is None
+    train(cfg)
+    held = yaml.safe_load((out / "train_config.yaml").read_text())
+    assert held["pack_length"] == 512 and held["forward_tokens"] == 512
+    assert held["gradient_checkpointing"] is True and held["threads"] >= 1
 
 
 def test_freeze_trains_only_the_last_layers(tiny_model_dir, chat_file, tmp_path):
@@ -171,6 +194,22 @@ def test_gradient_accumulation_matches_one_big_batch(tiny_model_dir, chat_file, 
     assert big.trained_tokens == acc.trained_tokens
     for key in w_big:
         assert torch.allclose(w_big[key], w_acc[key], atol=1e-6), key
+
+
+def test_forward_parts_give_the_same_training_as_whole_micro_batches(tiny_model_dir, chat_file, tmp_path):
+    """A micro-batch of 4 rows run one row per forward pass == all 4 rows in one pass."""
+    from safetensors.torch import load_file
+
+    runs = []
+    for name, forward in (("whole", 4096), ("parts", 256)):
+        out = tmp_path / name
+        result = train(_config(chat_file, tiny_model_dir, out, max_steps=2, batch_size=4,
+                               forward_tokens=forward, max_grad_norm=None))
+        runs.append((result, load_file(out / "adapter_model.safetensors")))
+    (whole, w_whole), (parts, w_parts) = runs
+    assert whole.losses == pytest.approx(parts.losses, abs=1e-5)
+    for key in w_whole:
+        assert torch.allclose(w_whole[key], w_parts[key], atol=1e-6), key
 
 
 @pytest.mark.slow
