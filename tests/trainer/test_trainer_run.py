@@ -192,8 +192,10 @@ def test_gradient_accumulation_matches_one_big_batch(tiny_model_dir, chat_file, 
     assert big.losses == pytest.approx(acc.losses, abs=1e-5)
     assert n_big == pytest.approx(n_acc, rel=1e-4) and all(n_big.values())
     assert big.trained_tokens == acc.trained_tokens
+    # Adam's first steps are about g / (|g| + eps): rounding-level gradient differences (~1e-7
+    # of the largest) on elements whose gradient is near eps move them by up to ~1e-5.
     for key in w_big:
-        assert torch.allclose(w_big[key], w_acc[key], atol=1e-6), key
+        assert torch.allclose(w_big[key], w_acc[key], atol=1e-5), key
 
 
 def test_forward_parts_give_the_same_training_as_whole_micro_batches(tiny_model_dir, chat_file, tmp_path):
