@@ -80,6 +80,14 @@ def _quantization(compute: torch.dtype) -> Any:
                               bnb_4bit_compute_dtype=compute, bnb_4bit_quant_storage=compute)
 
 
+def _check_modules_to_save(model: Any, names: list[str]) -> None:
+    known = {part for name, _ in model.named_modules() if name for part in (name, name.rsplit(".", 1)[-1])}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise UserError(f"modules_to_save: no module named {', '.join(map(repr, unknown))} in this model "
+                        f"(e.g. lm_head, embed_tokens, norm)")
+
+
 LORA_INIT = {"default": True, "gaussian": "gaussian", "pissa": "pissa_niter_4", "olora": "olora"}
 
 
@@ -89,6 +97,7 @@ def _lora_config(cfg: Any, model: Any, new_token_ids: list[int]) -> Any:
     target = cfg.lora_target if cfg.lora_target == "all-linear" else list(cfg.lora_target)
     if target != "all-linear":
         _check_lora_target(model, target)
+    _check_modules_to_save(model, list(cfg.modules_to_save))
     extra: dict[str, Any] = {}
     if new_token_ids:  # only the new rows of the embeddings train (and of a tied head)
         name = next(n for n, m in model.named_modules() if m is model.get_input_embeddings())
@@ -262,11 +271,12 @@ def load_trained(path: str | os.PathLike | None, dtype: Any = torch.float32,
     if path is not None and is_adapter(path):
         from peft import PeftModel
 
-        from .vocab import fit_embeddings
+        from .vocab import fit_embeddings, stop_on_end_of_turn
 
         model, _ = load_causal_lm(base or adapter_base(path), dtype=dtype)
         tokenizer = load_tokenizer(path)
         fit_embeddings(model, tokenizer)  # an adapter trained with added tokens
+        stop_on_end_of_turn(model, tokenizer)
         model = PeftModel.from_pretrained(model, str(path))
         return model, tokenizer
     return load_causal_lm(None if path is None else str(path), dtype=dtype)

@@ -4,7 +4,8 @@ Putting ChatML onto a base model (``chat_template: chatml`` on a tokenizer that 
 ``<|im_start|>``) would otherwise split every turn marker into several ordinary tokens,
 and the model would have to learn to stop on a sequence of them. So the markers become
 single special tokens, the embedding matrix grows (the new rows start at the mean of the
-old ones, transformers' ``mean_resizing``), and they train: the whole matrix in a full
+old ones: a neutral start, where random rows would make the first steps' outputs noise),
+and they train: the whole matrix in a full
 fine-tune, only the new rows with LoRA (peft's ``trainable_token_indices``).
 """
 
@@ -31,10 +32,19 @@ def add_special_tokens(tokenizer: Any, wanted: Iterable[str]) -> list[int]:
 
 def fit_embeddings(model: Any, tokenizer: Any) -> None:
     """Grow the model's embeddings (and tied head) to the tokenizer's size when it has more
-    tokens; new rows start at the mean embedding."""
+    tokens; new rows (of the embeddings and an untied head) start at the mean of the old ones.
+    Resizing is deterministic: loading an adapter trained with added tokens repeats it."""
+    import torch
+
     rows = model.get_input_embeddings().weight.shape[0]
-    if len(tokenizer) > rows:
-        model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
+    if len(tokenizer) <= rows:
+        return
+    model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    with torch.no_grad():
+        for layer in {id(m): m for m in (model.get_input_embeddings(), model.get_output_embeddings())
+                      if m is not None}.values():
+            weight = layer.weight
+            weight[rows:] = weight[:rows].mean(0, keepdim=True).to(weight.dtype)
 
 
 def stop_on_end_of_turn(model: Any, tokenizer: Any) -> None:
