@@ -22,7 +22,7 @@ import yaml
 
 from sftdata.errors import UserError
 from sftdata.io import JsonlAppender, atomic_path, read_complete_lines
-from sftdata.local_model import load_tokenizer
+from sftdata.local_model import cache_dir, load_tokenizer
 from sftdata.machine import CostMeter, release_freed_memory
 from sftdata.rejects import make_reject, write_rejects
 from .checkpoint import (gather_rng_states, list_checkpoints, load_checkpoint, save_checkpoint,
@@ -30,7 +30,7 @@ from .checkpoint import (gather_rng_states, list_checkpoints, load_checkpoint, s
 from .config import TrainConfig, build_config
 from .data import Example, MaskOptions, prepare_tokenizer
 from .evaluate import examples_loss, generate_samples, load_records, prompt_messages
-from .maskcheck import check_masks
+from .maskcheck import MaskReport
 from .loss import choose as choose_loss
 from .modeling import loss_sum, prepare_model, save_model, trainable_state, load_trainable_state
 from .defaults import for_machine
@@ -40,6 +40,7 @@ from .packing import collate, epoch_batches, flattens_rows, forward_parts
 from .precision import enable_tf32, installed_flash_attention, machine_precision, pick_attention
 from .reporting import Reporter, check_available
 from .stopping import BestTracker
+from .tokencache import cached_tokenise, default_workers
 from .vocab import add_special_tokens
 
 # Changing any of these between a run and its resume would change the loss curve.
@@ -86,19 +87,21 @@ def _split(records: list[dict], cfg: TrainConfig) -> tuple[list[dict], list[dict
             [records[i] for i in sorted(held)][: cfg.max_eval_records])
 
 
-def _tokenised(tokenizer: Any, records: list[dict], cfg: TrainConfig) -> tuple[list[Example], list[dict], Any]:
-    """Examples, reject entries and the mask report (maskcheck) of ``records``."""
+def _tokenised(tokenizer: Any, records: list[dict], cfg: TrainConfig, workers: int,
+               cache: Path | None) -> tuple[list[Example], list[dict], MaskReport]:
+    """Examples, reject entries and the mask report (maskcheck) of ``records``, tokenised in
+    ``workers`` processes or read from ``cache`` (tokencache.py)."""
     examples: list[Example] = []
     rejects: list[dict] = []
-
-    def keep(index: int, record: dict, result: Any) -> None:
+    report = MaskReport()
+    results = cached_tokenise(tokenizer, records, cfg.max_length, MaskOptions.from_config(cfg), workers, cache)
+    for index, (record, result) in enumerate(zip(records, results)):
+        report.add(record, index, result)
         examples.extend(result.examples)
         if result.dropped:
             rejects.append(make_reject(source=record.get("source") or cfg.data, stage="train", reason=result.dropped,
                                        record=record, detail={"why": result.detail} if result.detail else None,
                                        id=record.get("id")))
-
-    report = check_masks(tokenizer, records, cfg.max_length, MaskOptions.from_config(cfg), keep)
     return examples, rejects, report
 
 
@@ -123,6 +126,7 @@ def train(config: TrainConfig | dict) -> TrainResult:
     # --- Devices and precision (precision.py): weights loaded in fp32 on CPU (no bf16 units),
     # bf16 on GPUs that have it, fp16 with loss scaling on those that do not; TF32 on.
     precision = machine_precision(cfg.dtype, cfg.trainable_dtype)
+    _forget_other_precision(precision.mixed)
     # cpu=True on a GPU-less machine is what makes accelerate see torchrun's processes (gloo).
     accelerator = Accelerator(mixed_precision=precision.mixed, cpu=not torch.cuda.is_available())
     # Row length, tokens per forward pass, recomputation and threads, where the config left
@@ -132,6 +136,7 @@ def train(config: TrainConfig | dict) -> TrainResult:
     cfg = cfg.model_copy(update={"attn_implementation": pick_attention(
         cfg.attn_implementation, not on_cpu, None if on_cpu else installed_flash_attention())})
     loss_path = choose_loss(cfg.cross_entropy, not on_cpu)
+    cfg = cfg.model_copy(update={"cross_entropy": loss_path})  # train_config.yaml records the one used
     compute_dtype = None if precision.mixed == "no" else precision.load
     trackers = list(dict.fromkeys([*cfg.report_to, *(["tensorboard"] if cfg.tensorboard else [])]))
     check_available(trackers)
@@ -151,8 +156,13 @@ def train(config: TrainConfig | dict) -> TrainResult:
     train_records, eval_records = _split(load_records(cfg.data, cfg.data_format), cfg)
     tokenizer = prepare_tokenizer(load_tokenizer(cfg.model), cfg.chat_template)
     new_token_ids = add_special_tokens(tokenizer, cfg.special_tokens)  # before tokenising: they are single tokens
-    examples, rejects, report = _tokenised(tokenizer, train_records, cfg)
-    eval_examples, _, _ = _tokenised(tokenizer, eval_records, cfg)
+    # Tokenised once: the main process first (in parallel workers, into the cache), then the
+    # others read the cache.
+    cache = cache_dir() / "tokenised" if cfg.tokenize_cache else None
+    with accelerator.main_process_first():
+        workers = (cfg.tokenize_workers or default_workers()) if main else 1
+        examples, rejects, report = _tokenised(tokenizer, train_records, cfg, workers, cache)
+        eval_examples, _, _ = _tokenised(tokenizer, eval_records, cfg, workers, cache)
     if main and rejects:  # every record the trainer could not use, with its reason
         out.mkdir(parents=True, exist_ok=True)
         write_rejects(out / "rejects.jsonl", rejects)
@@ -354,6 +364,16 @@ def _progress(total: int, initial: int, enabled: bool) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, disable=not enabled, desc="training", unit="step")
+
+
+def _forget_other_precision(mixed: str) -> None:
+    """accelerate keeps one mixed-precision setting per process and refuses another; a second
+    run in the same process (a notebook, a test) asking for another one starts afresh. The
+    process group (PartialState) is kept."""
+    from accelerate.state import AcceleratorState
+
+    if AcceleratorState._shared_state and AcceleratorState._shared_state.get("_mixed_precision") not in (None, mixed):
+        AcceleratorState._reset_state()
 
 
 def _sharded(accelerator: Any) -> bool:
