@@ -149,6 +149,9 @@ def train(config: TrainConfig | dict) -> TrainResult:
     # flattened row (packing.py).
     flatten = flattens_rows(cfg.attn_implementation)
     main, world, rank = accelerator.is_main_process, accelerator.num_processes, accelerator.process_index
+    if _sharded(accelerator) and (cfg.save_every or cfg.resume or cfg.load_best):
+        raise UserError("checkpoints (save_every, resume, load_best) are not supported under FSDP yet: "
+                        "use the ddp accelerate config, or train without them")
     set_seed(cfg.seed)  # before the model: LoRA initialisation draws from the RNG
 
     # --- Data: any input format -> canonical records -> ids, targets, loss weights. The
