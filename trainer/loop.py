@@ -223,13 +223,21 @@ def train(config: TrainConfig | dict) -> TrainResult:
     bar = _progress(total_steps, step, enabled=cfg.progress and main)
 
     def eval_loss() -> float | None:
-        """Held-out loss, each process scoring every world-th example, summed over all."""
+        """Held-out loss, each process scoring every world-th example, summed over all. The
+        unwrapped model, so DDP's per-forward buffer sync (a collective) never waits on
+        processes that have fewer examples; under FSDP every forward is a collective, so
+        there each process scores all of them."""
         if not eval_examples:
             return None
-        total, weight = examples_loss(model, eval_examples[rank::world], cfg.row_length, cfg.batch_size, device,
+        shard = not _sharded(accelerator)
+        mine = eval_examples[rank::world] if shard else eval_examples
+        scorer = accelerator.unwrap_model(model) if shard else model
+        total, weight = examples_loss(scorer, mine, cfg.row_length, cfg.batch_size, device,
                                       cfg.forward_tokens, flatten, cross_entropy=loss_path,
                                       chunk=cfg.loss_chunk_tokens, compute_dtype=compute_dtype)
-        sums = accelerator.reduce(torch.tensor([total, weight], dtype=torch.float64, device=device), reduction="sum")
+        sums = torch.tensor([total, weight], dtype=torch.float64, device=device)
+        if shard:
+            sums = accelerator.reduce(sums, reduction="sum")
         return float(sums[0] / sums[1]) if float(sums[1]) else None
 
     # --- The loop. One iteration = one optimizer step over one window of micro-batches.

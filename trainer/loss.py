@@ -140,7 +140,11 @@ def _apply_head_loss(path: str, head: torch.nn.Linear, hidden: torch.Tensor, tar
     if path == "liger" and hidden.is_cuda and bool((weights == 1).all()):
         from liger_kernel.transformers.fused_linear_cross_entropy import LigerFusedLinearCrossEntropyLoss
 
-        return LigerFusedLinearCrossEntropyLoss(reduction="sum")(head.weight, hidden, targets, head.bias).float()
+        weight, bias = head.weight, head.bias
+        if compute_dtype is not None:  # fp32 master weights: the kernel runs in the autocast dtype
+            hidden, weight = hidden.to(compute_dtype), weight.to(compute_dtype)
+            bias = None if bias is None else bias.to(compute_dtype)
+        return LigerFusedLinearCrossEntropyLoss(reduction="sum")(weight, hidden, targets, bias).float()
     return FusedLinearCrossEntropy.apply(hidden, head.weight, head.bias, targets, weights, chunk, compute_dtype,
                                          torch.is_grad_enabled())
 
