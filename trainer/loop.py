@@ -21,7 +21,7 @@ import torch
 import yaml
 
 from sftdata.errors import UserError
-from sftdata.io import JsonlAppender, atomic_path, read_complete_lines
+from sftdata.io import JsonlAppender, atomic_dir, atomic_path, read_complete_lines
 from sftdata.local_model import cache_dir, load_tokenizer
 from sftdata.machine import CostMeter, release_freed_memory
 from sftdata.rejects import make_reject, write_rejects
@@ -399,9 +399,10 @@ def _save_initial_adapter(model: Any, out: Path, cfg: TrainConfig) -> Path | Non
     if cfg.method not in ("lora", "qlora") or cfg.lora_init not in ("pissa", "olora"):
         return None
     folder = out / "lora-init"
-    if not (folder / "adapter_config.json").is_file():
-        out.mkdir(parents=True, exist_ok=True)
-        model.save_pretrained(str(folder), safe_serialization=True)
+    if cfg.resume and (folder / "adapter_config.json").is_file():
+        return folder  # the same initialisation (seeded): the interrupted run's copy
+    with atomic_dir(folder) as tmp:
+        model.save_pretrained(str(tmp), safe_serialization=True)
     return folder
 
 
