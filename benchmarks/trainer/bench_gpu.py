@@ -201,6 +201,20 @@ def run_trl(work: Path, args: argparse.Namespace) -> dict:
                          "gradient_checkpointing": sft.gradient_checkpointing}}
 
 
+def held_out_loss(work: Path, model_dir: str, args: argparse.Namespace) -> float:
+    """The trained model's loss on the held-out chats (sftdata's evaluator, on the same device)."""
+    import torch
+
+    from sftdata.trainer import evaluate_loss
+    from sftdata.trainer.modeling import load_trained
+
+    dtype = torch.bfloat16 if args.device == "cuda" else torch.float32
+    model, tokenizer = load_trained(model_dir, dtype=dtype)
+    held = [json.loads(x) for x in (work / "eval.jsonl").read_text().splitlines()]
+    with torch.autocast(args.device, dtype=dtype, enabled=args.device == "cuda"):
+        return evaluate_loss(model.to(args.device), held, tokenizer=tokenizer, max_length=args.max_length)
+
+
 def child(side: str, work: Path, args: argparse.Namespace) -> None:
     """One side in its own process; prints one JSON line."""
     import torch
@@ -212,10 +226,7 @@ def child(side: str, work: Path, args: argparse.Namespace) -> None:
     result["peak_memory_gib"] = (torch.cuda.max_memory_allocated() / 2**30) if args.device == "cuda" else None
     if args.device == "cuda":
         torch.cuda.empty_cache()
-    from sftdata.trainer import evaluate_loss
-
-    held = [json.loads(x) for x in (work / "eval.jsonl").read_text().splitlines()]
-    result["eval_loss"] = evaluate_loss(result["model"], held, max_length=args.max_length) if not args.no_eval else None
+    result["eval_loss"] = None if args.no_eval else held_out_loss(work, result["model"], args)
     result["matmul_flops"] = rate
     print("RESULT " + json.dumps(result), flush=True)
 
