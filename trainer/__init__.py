@@ -1,6 +1,8 @@
-"""The built-in SFT trainer (installed as ``sftdata.trainer``): LoRA, full and freeze
-tuning on canonical records, with loss masks from the chat template, padding-free
-packing, resumable checkpoints and LoRA merging.
+"""The built-in SFT trainer (installed as ``sftdata.trainer``): LoRA (and QLoRA, DoRA,
+rsLoRA, PiSSA/OLoRA, LoRA+), full and freeze tuning on canonical records, with loss masks
+from the chat template, padding-free packing fitted to the attention kernel, a fused
+cross-entropy, bf16/fp16 on GPUs, DDP/FSDP2 through accelerate (launch.py), resumable
+checkpoints and LoRA merging.
 
     from sftdata.trainer import TrainConfig, train, evaluate_loss, merge_adapter
     result = train(TrainConfig(data="clean.jsonl", output_dir="runs/a", max_steps=50))

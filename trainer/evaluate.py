@@ -32,9 +32,10 @@ def load_records(path: str | os.PathLike, fmt: str | None = None) -> list[dict]:
 
 def examples_loss(model: Any, examples: Sequence[Example], row_length: int,
                   batch_rows: int = 4, device: Any = None, forward_tokens: int | None = None,
-                  flatten: bool = False) -> tuple[float, float]:
+                  flatten: bool = False, **loss_options: Any) -> tuple[float, float]:
     """``(weighted loss sum, trained-token count)`` over examples, packed, without gradients
-    (``forward_tokens`` and ``flatten`` as in training: see packing.py)."""
+    (``forward_tokens`` and ``flatten`` as in training: see packing.py; ``loss_options``
+    go to ``loss_sum``)."""
     if not examples:
         return 0.0, 0.0
     was_training = model.training
@@ -50,7 +51,7 @@ def examples_loss(model: Any, examples: Sequence[Example], row_length: int,
             batch = collate_packed(part, row_length, flatten)
             if device is not None:
                 batch = {k: v.to(device) for k, v in batch.items()}
-            total += float(loss_sum(model, batch))
+            total += float(loss_sum(model, batch, **loss_options))
             weight += float((batch["weights"] > 0).sum())
     model.train(was_training)
     return total, weight

@@ -1,10 +1,6 @@
-"""Models: load for a method (lora / full / freeze), the masked loss, save, load, merge.
+"""Models: load for a method (lora / qlora / full / freeze), save, load, merge.
 
-The loss is computed here rather than by the model so that (1) the output head only
-runs on trained positions (``logits_to_keep`` with a boolean mask: on a 135M model the
-vocabulary projection is a fifth of the compute, and prompts are untrained), (2)
-per-token weights are honoured, and (3) gradient accumulation can normalise by the
-trained tokens of the whole optimizer step instead of averaging per micro-batch means.
+The masked loss lives in loss.py (``loss_sum`` is re-exported here for callers).
 """
 
 from __future__ import annotations
@@ -16,36 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from sftdata.errors import UserError
 from sftdata.io import atomic_dir
 from sftdata.local_model import load_causal_lm, load_tokenizer, make_portable, resolve_model_path
 
+from .loss import loss_sum  # noqa: F401  (re-exported)
 from .model_card import write_card
 
 ADAPTER_CONFIG = "adapter_config.json"
-
-
-def loss_sum(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Sum over trained targets of ``weight * cross_entropy`` (fp32), for one micro-batch.
-
-    Packed batches carry ``position_ids`` and no ``attention_mask``; ``use_cache=False``
-    is required there, or transformers skips the packed-sequence mask.
-    """
-    weights = batch["weights"]
-    keep = weights > 0
-    inputs = {"input_ids": batch["input_ids"]}
-    for key in ("position_ids", "attention_mask"):
-        if key in batch:
-            inputs[key] = batch[key]
-    # The positions trained in any row, as 1-D indices: transformers 4.5x and 5.x both take
-    # that for logits_to_keep (5.x also takes a boolean mask, 4.5x raises on one).
-    positions = keep.any(dim=0).nonzero().squeeze(-1)
-    out = model(**inputs, use_cache=False, logits_to_keep=positions)
-    logits = out.logits[keep[:, positions]].float()
-    ce = F.cross_entropy(logits, batch["targets"][keep], reduction="none")
-    return (ce * weights[keep]).sum()
 
 
 def decoder_layers(model: Any) -> torch.nn.ModuleList:
@@ -90,10 +65,78 @@ def _check_lora_target(model: Any, target: list[str]) -> None:
                         f"(its linear layers: {', '.join(parts)}; or use all-linear)")
 
 
-def prepare_model(cfg: Any, dtype: torch.dtype = torch.float32) -> tuple[Any, Any]:
-    """Load the base model and tokenizer and make the parameters of ``cfg.method`` trainable."""
-    model, tokenizer = load_causal_lm(cfg.model, dtype=dtype, attn_implementation=cfg.attn_implementation)
+def _quantization(compute: torch.dtype) -> Any:
+    """bitsandbytes' 4-bit NF4 config (double quantisation) for method qlora, or a one-line error."""
+    if not torch.cuda.is_available():
+        raise UserError("method qlora needs a CUDA GPU (bitsandbytes 4-bit weights); use --method lora here")
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        raise UserError("method qlora needs the bitsandbytes package: pip install bitsandbytes") from None
+    from transformers import BitsAndBytesConfig
+
+    compute = torch.bfloat16 if compute == torch.float32 else compute
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=compute, bnb_4bit_quant_storage=compute)
+
+
+def _check_modules_to_save(model: Any, names: list[str]) -> None:
+    known = {part for name, _ in model.named_modules() if name for part in (name, name.rsplit(".", 1)[-1])}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise UserError(f"modules_to_save: no module named {', '.join(map(repr, unknown))} in this model "
+                        f"(e.g. lm_head, embed_tokens, norm)")
+
+
+LORA_INIT = {"default": True, "gaussian": "gaussian", "pissa": "pissa_niter_4", "olora": "olora"}
+
+
+def _lora_config(cfg: Any, model: Any, new_token_ids: list[int]) -> Any:
+    from peft import LoraConfig
+
+    target = cfg.lora_target if cfg.lora_target == "all-linear" else list(cfg.lora_target)
+    if target != "all-linear":
+        _check_lora_target(model, target)
+    _check_modules_to_save(model, list(cfg.modules_to_save))
+    extra: dict[str, Any] = {}
+    if new_token_ids:  # only the new rows of the embeddings train (and of a tied head)
+        name = next(n for n, m in model.named_modules() if m is model.get_input_embeddings())
+        extra["trainable_token_indices"] = {name.rsplit(".", 1)[-1]: list(new_token_ids)}
+    return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                      target_modules=target, task_type="CAUSAL_LM", use_dora=cfg.lora_dora,
+                      use_rslora=cfg.lora_rslora, init_lora_weights=LORA_INIT[cfg.lora_init],
+                      modules_to_save=list(cfg.modules_to_save) or None, **extra)
+
+
+def prepare_model(cfg: Any, precision: Any = None, tokenizer: Any = None,
+                  new_token_ids: list[int] | None = None, device: Any = None) -> tuple[Any, Any]:
+    """Load the base model and tokenizer and make the parameters of ``cfg.method`` trainable.
+
+    ``precision`` (precision.Precision): the load dtype of the weights and the dtype of the
+    trained ones (default fp32). ``tokenizer``: one with tokens added (vocab.py), whose ids
+    ``new_token_ids`` get embedding rows that train. ``device``: where a qlora base is loaded.
+    """
+    from .precision import Precision, cast_trainable
+    from .vocab import fit_embeddings, stop_on_end_of_turn
+
+    precision = precision or Precision(torch.float32, "no", torch.float32)
+    kwargs: dict[str, Any] = {}
+    if cfg.attn_implementation != "auto":
+        kwargs["attn_implementation"] = cfg.attn_implementation
+    if cfg.method == "qlora":
+        kwargs["quantization_config"] = _quantization(precision.load)
+        kwargs["device_map"] = {"": device if device is not None else torch.cuda.current_device()}
+    model, loaded = load_causal_lm(cfg.model, dtype=precision.load, **kwargs)
+    tokenizer = tokenizer or loaded
+    new_token_ids = list(new_token_ids or [])
+    fit_embeddings(model, tokenizer)
+    stop_on_end_of_turn(model, tokenizer)
     model.config.use_cache = False
+    if cfg.method == "qlora":
+        from peft import prepare_model_for_kbit_training
+
+        # Norms (and embeddings) in fp32, inputs that require grad for recomputation.
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     if cfg.gradient_checkpointing:
         # Non-reentrant checkpointing works with frozen inputs (lora / freeze) as is.
         kwargs = {"use_reentrant": False}
@@ -101,16 +144,11 @@ def prepare_model(cfg: Any, dtype: torch.dtype = torch.float32) -> tuple[Any, An
             model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
         else:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
-    if cfg.method == "lora":
-        from peft import LoraConfig, get_peft_model
+    if cfg.method in ("lora", "qlora"):
+        from peft import get_peft_model
 
-        target = cfg.lora_target if cfg.lora_target == "all-linear" else list(cfg.lora_target)
-        if target != "all-linear":
-            _check_lora_target(model, target)
-        lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                          target_modules=target, task_type="CAUSAL_LM")
         try:
-            model = get_peft_model(model, lora)
+            model = get_peft_model(model, _lora_config(cfg, model, new_token_ids))
         except ValueError as exc:  # anything peft still refuses, in one line
             raise UserError(f"lora: {str(exc).splitlines()[0]}") from None
     elif cfg.method == "freeze":
@@ -120,13 +158,14 @@ def prepare_model(cfg: Any, dtype: torch.dtype = torch.float32) -> tuple[Any, An
                             f"{len(layers)} layers (use --method full to train them all)")
         for p in model.parameters():
             p.requires_grad_(False)
-        for layer in list(layers)[-cfg.freeze_trainable_layers:]:
-            for p in layer.parameters():
+        trained = [*list(layers)[-cfg.freeze_trainable_layers:], final_norm(model)]
+        if new_token_ids:  # new tokens need their rows trained: the embeddings (and a tied head)
+            trained += [model.get_input_embeddings(), model.get_output_embeddings()]
+        for module in trained:
+            for p in (module.parameters() if module is not None else ()):
                 p.requires_grad_(True)
-        norm = final_norm(model)
-        if norm is not None:
-            for p in norm.parameters():
-                p.requires_grad_(True)
+    # Trained weights in fp32 (or the load dtype for pure bf16); LoRA adapters are fp32 already.
+    cast_trainable(model, precision.trainable if cfg.method in ("full", "freeze") else torch.float32)
     return model, tokenizer
 
 
@@ -156,16 +195,29 @@ def saved_dtype(base: str | os.PathLike | None, wanted: str = "auto") -> torch.d
     return getattr(torch, name) if isinstance(getattr(torch, str(name), None), torch.dtype) else torch.float32
 
 
-def _save_pretrained(model: Any, folder: Path, dtype: torch.dtype | None) -> None:
-    """``save_pretrained``, with the weights cast to ``dtype`` (the model itself is not changed)."""
-    if dtype is None or is_peft(model):
+def _save_pretrained(model: Any, folder: Path, dtype: torch.dtype | None, state_dict: dict | None = None,
+                     initial_adapter: Path | None = None) -> None:
+    """``save_pretrained``, with the weights cast to ``dtype`` (the model itself is not changed).
+
+    ``state_dict``: the full weights when the model is sharded (FSDP gathers them);
+    ``initial_adapter``: a PiSSA/OLoRA adapter as initialised, to save an adapter of the
+    original base instead (see loop._save_initial_adapter)."""
+    if is_peft(model):
+        extra = {"state_dict": state_dict} if state_dict is not None else {}
+        if initial_adapter is not None:
+            extra["path_initial_model_for_weight_conversion"] = str(initial_adapter)
+        model.save_pretrained(folder, safe_serialization=True, **extra)
+        return
+    if dtype is None and state_dict is None:
         model.save_pretrained(folder, safe_serialization=True)
         return
-    state = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    state = state_dict if state_dict is not None else model.state_dict()
+    state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v) for k, v in state.items()}
     model.save_pretrained(folder, safe_serialization=True, state_dict=state)
     config = folder / "config.json"
     values = json.loads(config.read_text(encoding="utf-8"))
-    values["dtype"] = str(dtype).removeprefix("torch.")
+    if dtype is not None:
+        values["dtype"] = str(dtype).removeprefix("torch.")
     config.write_text(json.dumps(values, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
@@ -174,7 +226,8 @@ def is_peft(model: Any) -> bool:
 
 
 def save_model(model: Any, tokenizer: Any, out: Path, extra: dict[str, str] | None = None,
-               dtype: torch.dtype | str | None = None, base: str | None = None) -> None:
+               dtype: torch.dtype | str | None = None, base: str | None = None,
+               state_dict: dict | None = None, initial_adapter: Path | None = None) -> None:
     """Save the adapter (lora) or the whole model, with the tokenizer, into ``out``.
 
     A whole model is saved in ``dtype`` ("auto": the dtype of ``base``, its base model), so
@@ -188,7 +241,7 @@ def save_model(model: Any, tokenizer: Any, out: Path, extra: dict[str, str] | No
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".final.", dir=out) as tmp:
-        _save_pretrained(model, Path(tmp), dtype)
+        _save_pretrained(model, Path(tmp), dtype, state_dict, initial_adapter)
         tokenizer.save_pretrained(tmp)
         make_portable(tmp)
         for name, text in (extra or {}).items():
@@ -218,9 +271,14 @@ def load_trained(path: str | os.PathLike | None, dtype: Any = torch.float32,
     if path is not None and is_adapter(path):
         from peft import PeftModel
 
+        from .vocab import fit_embeddings, stop_on_end_of_turn
+
         model, _ = load_causal_lm(base or adapter_base(path), dtype=dtype)
+        tokenizer = load_tokenizer(path)
+        fit_embeddings(model, tokenizer)  # an adapter trained with added tokens
+        stop_on_end_of_turn(model, tokenizer)
         model = PeftModel.from_pretrained(model, str(path))
-        return model, load_tokenizer(path)
+        return model, tokenizer
     return load_causal_lm(None if path is None else str(path), dtype=dtype)
 
 

@@ -36,7 +36,7 @@ def train(
     data: Optional[Path] = typer.Option(None, "--data", help="Training data (any format sftdata reads)."),
     eval_data: Optional[Path] = typer.Option(None, "--eval", help="Held-out data file for eval loss."),
     model: Optional[str] = typer.Option(None, "--model", help="Local model folder (default: bundled SmolLM2-135M-Instruct)."),
-    method: Optional[str] = typer.Option(None, "--method", help="lora | full | freeze (default lora)."),
+    method: Optional[str] = typer.Option(None, "--method", help="lora | qlora | full | freeze (default lora)."),
     output_dir: Optional[Path] = typer.Option(None, "-o", "--output-dir", help="Output folder."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML TrainConfig; flags override its values."),
     epochs: Optional[float] = typer.Option(None, "--epochs", help="Passes over the data."),

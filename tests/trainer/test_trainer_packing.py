@@ -184,7 +184,9 @@ def _step_memory(model, batch) -> tuple[int, int]:
     hook = model.model.layers[0].self_attn.register_forward_pre_hook(look, with_kwargs=True)
     try:
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            loss_sum(model, batch)
+            # plain: the fused loss keeps a constant (the head's fp32 weight gradient) that
+            # would hide how the attention's share grows.
+            loss_sum(model, batch, "plain")
     finally:
         hook.remove()
     return mask_elements[0], sum(seen.values())

@@ -192,8 +192,10 @@ def test_gradient_accumulation_matches_one_big_batch(tiny_model_dir, chat_file, 
     assert big.losses == pytest.approx(acc.losses, abs=1e-5)
     assert n_big == pytest.approx(n_acc, rel=1e-4) and all(n_big.values())
     assert big.trained_tokens == acc.trained_tokens
+    # Adam's first steps are about g / (|g| + eps): rounding-level gradient differences (~1e-7
+    # of the largest) on elements whose gradient is near eps move them by up to ~1e-5.
     for key in w_big:
-        assert torch.allclose(w_big[key], w_acc[key], atol=1e-6), key
+        assert torch.allclose(w_big[key], w_acc[key], atol=1e-5), key
 
 
 def test_forward_parts_give_the_same_training_as_whole_micro_batches(tiny_model_dir, chat_file, tmp_path):
@@ -221,7 +223,7 @@ def test_torchrun_two_processes_match_one_process_with_accumulation(tiny_model_d
     data = write_jsonl(tmp_path / "d.jsonl", make_records(40))
     common = ["--data", str(data), "--model", str(tiny_model_dir), "--max-steps", "3",
               "--batch-size", "1", "--max-length", "128", "--set", "pack_length=256",
-              "--set", "progress=false"]
+              "--set", "progress=false", "--eval-split", "0.2", "--eval-every", "2"]
     code = "import sys; from sftdata.cli import main; sys.argv[0] = 'sftdata'; main()"
     script = tmp_path / "sftdata_main.py"
     script.write_text(code)
@@ -236,6 +238,11 @@ def test_torchrun_two_processes_match_one_process_with_accumulation(tiny_model_d
     a, b = _losses(tmp_path / "ddp"), _losses(tmp_path / "one")
     assert sorted(a) == [1, 2, 3]
     assert a == pytest.approx(b, abs=1e-5)
+    # Held-out loss: each process scores half the examples and the sums are reduced.
+    evals = [[r["eval_loss"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+              if "eval_loss" in r] for run in
+             (tmp_path / "ddp", tmp_path / "one")]
+    assert len(evals[0]) == 3 and evals[0] == pytest.approx(evals[1], abs=1e-5)
     # The gradient itself, not only what Adam makes of it: a missing world-size factor halves this.
     assert _grad_norms(tmp_path / "ddp") == pytest.approx(_grad_norms(tmp_path / "one"), rel=1e-4)
 
