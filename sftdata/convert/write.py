@@ -160,8 +160,9 @@ class RecordWriter:
         messages = pl.col("messages")
         if to == "canonical":
             return frame.select(FRAME_SCHEMA.names())
+        weight = emit.informative_weight(m)
         if to == "openai":
-            return frame.select(messages, pl.col("tools"))
+            return frame.select(messages.list.eval(m.with_fields(weight.alias("weight"))), pl.col("tools"))
         first = messages.list.first().struct
         has_system = (first.field("role") == "system").fill_null(False)
         if to == "sharegpt":
@@ -170,10 +171,10 @@ class RecordWriter:
             body = pl.when(column).then(messages.list.slice(1)).otherwise(messages)
             speaker = m.field("role").replace({"user": "human", "assistant": "gpt", "tool": "observation"})
             turns = body.list.eval(pl.struct(speaker.alias("from"), m.field("content").alias("value"),
-                                             m.field("weight").alias("weight"), m.field("extra").alias("extra")))
+                                             weight.alias("weight"), m.field("extra").alias("extra")))
             return frame.select(turns.alias("conversations"),
-                                pl.when(column).then(first.field("content")).alias("system"),
-                                pl.lit(None, dtype=pl.String).alias("tools"))
+                                pl.when(column).then(first.field("content")).otherwise(pl.lit("")).alias("system"),
+                                pl.lit("").alias("tools"))
         body = pl.when(has_system).then(messages.list.slice(1)).otherwise(messages)
         contents = body.list.eval(m.field("content"))
         n = contents.list.len()
@@ -182,8 +183,8 @@ class RecordWriter:
         return frame.select(
             contents.list.get(-2, null_on_oob=True).alias("instruction"), pl.lit("").alias("input"),
             contents.list.last().alias("output"),
-            pl.when(has_system & (first.field("content") != "")).then(first.field("content")).alias("system"),
-            history.alias("history"),
+            pl.when(has_system).then(first.field("content")).otherwise(pl.lit("")).alias("system"),
+            history.otherwise(pl.lit([], dtype=pl.List(pl.List(pl.String)))).alias("history"),
         )
 
     def _fast_extras(self, frame: pl.DataFrame) -> list[dict]:

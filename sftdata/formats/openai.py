@@ -5,7 +5,10 @@
 non-text part is rejected as ``unsupported_content:<type>``. ``weight`` (OpenAI
 fine-tuning) and ``loss_weight`` become the message's ``weight``. Every other key of a
 message (``reasoning_content``, ``refusal``, ``id``...) and of a tool call (``index``)
-is kept in its ``extra`` and written back in place. The rules checked: a
+is kept in its ``extra`` and written back in place. Written in OpenAI's shape: each tool
+as ``{"type": "function", "function": {...}}`` (bare specs are read too), and a
+``weight`` only where it differs from the role's default (assistant 1, others 0).
+The rules checked: a
 system message only first, a tool message only after a tool-calling assistant turn
 (or another tool message), at least one assistant turn, and the last turn an
 assistant one.
@@ -20,9 +23,12 @@ from __future__ import annotations
 
 from sftdata.errors import RecordError
 from sftdata.formats.common import (
+    bare_tool,
     check_value,
     extra_fields,
+    informative_weight,
     make_tool_call,
+    openai_tool,
     parse_tools,
     require_content,
     require_list,
@@ -144,11 +150,15 @@ def to_canonical(row: dict) -> dict:
     check_order(messages)
     meta = extra_fields(row, FIELDS)
     check_value(meta)
-    return {"messages": messages, "tools": parse_tools(row.get("tools")), "meta": meta}
+    tools = parse_tools(row.get("tools"))
+    tools = None if tools is None else [bare_tool(t) for t in tools]  # canonical: bare specs
+    return {"messages": messages, "tools": tools, "meta": meta}
 
 
 def _out_message(message: dict) -> dict:
     out = clean_message(message)
+    if informative_weight(out["role"], out.get("weight")) is None:
+        out.pop("weight", None)
     extra = out.pop("extra", None) or {}
     calls = []
     for call in out.get("tool_calls") or []:
@@ -173,5 +183,5 @@ def from_canonical(record: dict) -> dict:
         raise RecordError(f"not_representable_as_openai:{exc.reason}") from None
     out = {"messages": [_out_message(m) for m in record["messages"]]}
     if record.get("tools") is not None:
-        out["tools"] = record["tools"]
+        out["tools"] = [openai_tool(t) for t in record["tools"]]
     return spread_meta(out, record.get("meta") or {}, "openai")

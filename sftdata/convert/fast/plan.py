@@ -114,6 +114,8 @@ def plan(input: os.PathLike, output: os.PathLike, to: str, fmt: str | None = Non
         return None
     if (check_format(fmt) if fmt else detect_format(head)) != "alpaca":
         return None
+    if all(row.get("history") == [] for row in head):  # as sftdata writes Alpaca files
+        return None  # this route sends history rows per-record; the general path is vectorised
     skip = set(alpaca.FIELDS) | _RESERVED[to] | {HINTS_KEY}
     seen: dict[str, None] = {}
     for row in head:
@@ -263,8 +265,20 @@ def output_frame(part: pl.DataFrame, to: str, columns: list[str]) -> pl.DataFram
                                           pl.col("_turns").arr.get(1)).alias(name))
     else:
         turns = part.select(pl.col("_turns").alias(name))
-    kept = [c for c in columns if not (c == "system" and to == "openai")]
+    if to == "sharegpt":  # every column of the format, empty where absent
+        if "system" in columns:
+            turns = turns.hstack(part.select(pl.col("system").fill_null("")))
+        else:
+            turns = turns.with_columns(pl.lit("").alias("system"))
+        turns = turns.with_columns(pl.lit("").alias("tools"))
+    kept = [c for c in columns if c != "system"]
     return turns.hstack(part.select(kept))
+
+
+def output_frame_columns(to: str) -> list[pl.Expr]:
+    """``output_frame`` of rows without optional columns, as expressions (for a sink)."""
+    turns = [pl.col("_turns").alias(TURNS[to][0])]
+    return turns + ([pl.lit("").alias("system"), pl.lit("").alias("tools")] if to == "sharegpt" else [])
 
 
 def write_rows_out(result: pl.DataFrame, slow: list[tuple[int, str]], p: Plan, out) -> int:
