@@ -231,7 +231,35 @@ def _history_json(pairs: pl.Expr) -> pl.Expr:
     return pairs.list.eval(piece).list.join("") + pl.lit("]")
 
 
-EMITTERS = {"alpaca": _alpaca, "sharegpt": _sharegpt, "openai": _openai, "canonical": _canonical}
+def _llamafactory_v1(frame: pl.DataFrame) -> tuple[pl.Expr, pl.Expr]:
+    """Plain conversations (no tool calls, tools, names or message extras) vectorised;
+    the rest by the reference writer."""
+    messages, meta = pl.col("messages"), pl.col("meta")
+    m = _E.struct
+    default = pl.when(m.field("role") == "assistant").then(1.0).otherwise(0.0)
+    message = pl.concat_str([
+        pl.lit('{"role":'), json_string(m.field("role")), pl.lit(',"content":[{"type":"text","value":'),
+        json_string(m.field("content")), pl.lit('}],"loss_weight":'),
+        _number(m.field("weight").fill_null(default)), pl.lit("}"),
+    ])
+    plain = ~_messages_have(messages, m.field("tool_calls").is_not_null() | m.field("name").is_not_null()
+                            | m.field("tool_call_id").is_not_null() | m.field("extra").is_not_null())
+    ok = (_openai_order_ok(messages) & plain & pl.col("tools").is_null()
+          & ~_names_any(meta, (*ROW_KEYS["openai"], HINTS_KEY)))
+    line = pl.concat_str([pl.lit('{"messages":'), _join(messages.list.eval(message)), _spread(meta), pl.lit("}")])
+    return line, ok
+
+
+def _by_reference(frame: pl.DataFrame) -> tuple[pl.Expr, pl.Expr]:
+    """Every row by the reference writer (``prompt_completion``: a split per record)."""
+    none = pl.col("id").is_null() & pl.col("id").is_not_null()  # False, one per row
+    return pl.when(none).then(pl.col("id")), none
+
+
+EMITTERS = {"alpaca": _alpaca, "sharegpt": _sharegpt, "openai": _openai, "canonical": _canonical,
+            "llamafactory_v1": _llamafactory_v1, "prompt_completion": _by_reference}
+# Formats written to JSON / JSON Lines only (their nested parts have no table layout yet).
+JSON_ONLY = ("llamafactory_v1", "prompt_completion")
 
 
 def json_lines(frame: pl.DataFrame, to: str) -> pl.DataFrame:

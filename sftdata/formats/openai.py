@@ -21,6 +21,8 @@ assistant one.
 
 from __future__ import annotations
 
+import json
+
 from sftdata.errors import RecordError
 from sftdata.formats.common import (
     bare_tool,
@@ -43,6 +45,24 @@ MESSAGE_KEYS = ("role", "content", "tool_calls", "name", "tool_call_id")
 CALL_KEYS = ("id", "type", "function")
 
 
+def _part_calls(message: dict) -> list[dict]:
+    """LLaMA-Factory v1's ``tool_call`` content parts (``{"name", "arguments"}`` JSON) as
+    OpenAI tool calls."""
+    content = message.get("content")
+    calls = []
+    for part in content if isinstance(content, list) else []:
+        if isinstance(part, dict) and part.get("type") == "tool_call":
+            try:
+                value = json.loads(part.get("value", part.get("text")))
+            except (TypeError, json.JSONDecodeError):
+                raise RecordError("bad_tool_call") from None
+            if not isinstance(value, dict):
+                raise RecordError("bad_tool_call")
+            calls.append({"type": "function", "function": {"name": value.get("name"),
+                                                           "arguments": value.get("arguments")}})
+    return calls
+
+
 def _content(message: dict) -> str:
     content = message.get("content")
     if content is None:
@@ -60,6 +80,8 @@ def _content(message: dict) -> str:
             continue
         if not isinstance(part, dict):
             raise RecordError("bad_content_part")
+        if part.get("type") == "tool_call":
+            continue  # read by _part_calls
         if part.get("type", "text") != "text":
             raise RecordError(f"unsupported_content:{part.get('type')}")
         text = part.get("text", part.get("value"))
@@ -96,7 +118,10 @@ def _message(message) -> dict:
     if role not in ROLES:
         raise RecordError(f"unknown_role:{role}")
     out = {"role": role, "content": _content(message)}
-    calls = _tool_calls(message.get("tool_calls"))
+    part_calls = _part_calls(message)
+    if part_calls and message.get("tool_calls"):
+        raise RecordError("bad_tool_call")  # two places for the calls
+    calls = _tool_calls(message.get("tool_calls") or part_calls or None)
     if calls:
         if role != "assistant":
             raise RecordError("bad_tool_call")

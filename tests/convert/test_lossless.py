@@ -90,7 +90,7 @@ def test_to_alpaca_a_colliding_column_is_a_reject_not_a_loss(tmp_path):
     assert result.returncode == 0, result.stderr
     assert rows_of(tmp_path / "out.jsonl") == [{"instruction": "q2", "input": "", "output": "a2", "system": "",
                                                 "history": [], "tag": "ok"}]
-    (reject,) = rows_of(tmp_path / "out.rejects.jsonl")
+    (reject,) = rows_of(tmp_path / ".rejects" / "out.rejects.jsonl")
     assert reject["reason"].startswith("not_representable_as_alpaca:field_collision:")
     assert_writes_agree(read_canonical(src).frame, "alpaca", tmp_path)
 
@@ -170,7 +170,7 @@ def test_weights_json_cannot_hold_are_rejects_and_the_output_stays_json(tmp_path
     text = (tmp_path / "out.jsonl").read_text()
     assert "NaN" not in text and "Infinity" not in text
     assert len(rows_of(tmp_path / "out.jsonl")) == 1
-    reasons = {r["location"]: r["reason"] for r in rows_of(tmp_path / "out.rejects.jsonl")}
+    reasons = {r["location"]: r["reason"] for r in rows_of(tmp_path / ".rejects" / "out.rejects.jsonl")}
     assert reasons == {1: "non_finite_number", 2: "non_finite_number", 3: "bad_weight", 4: "non_finite_number"}
     assert_reads_agree(src)
 

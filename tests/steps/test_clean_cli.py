@@ -25,7 +25,7 @@ def test_filter_default_and_config(cli, tmp_path):
     assert res.exit_code == 0, res.stderr
     assert [r["instruction"] for r in rows(out)] == ["What is 2+2?", "写一首诗"]
     assert rows(out)[1]["output"] == "春眠不觉晓，处处闻啼鸟。"
-    rejects = rows(tmp_path / "out.rejects.jsonl")
+    rejects = rows(tmp_path / ".rejects" / "out.rejects.jsonl")
     assert sorted(r["reason"] for r in rejects) == ["ai_boilerplate", "output_equals_input"]
     assert cli("filter", src, "-o", out, "--strict").exit_code == 1
     config = tmp_path / "c.yaml"
@@ -51,7 +51,7 @@ def test_dedup_command(cli, tmp_path):
     assert len(rows(out)) == 3
     assert cli("dedup", src, "-o", out).exit_code == 0
     assert len(rows(out)) == 2
-    rejects = rows(tmp_path / "out.rejects.jsonl")
+    rejects = rows(tmp_path / ".rejects" / "out.rejects.jsonl")
     assert [r["reason"] for r in rejects] == ["exact_duplicate", "near_duplicate"]
     assert all(r["detail"]["duplicate_of"] for r in rejects)
     assert cli("dedup", src, "-o", out, "--threshold", "0.99").exit_code == 0
@@ -65,7 +65,7 @@ def test_decontaminate_command(cli, tmp_path, realworld):
     out = tmp_path / "clean.json"
     res = cli("decontaminate", realworld / "alpaca_en_demo.json", "-o", out, "--against", evalset)
     assert res.exit_code == 0, res.stderr
-    rejects = rows(tmp_path / "clean.rejects.jsonl")
+    rejects = rows(tmp_path / ".rejects" / "clean.rejects.jsonl")
     assert len(rejects) >= 8
     assert all(r["detail"]["eval_set"] == "eval" and r["detail"]["ngram"] for r in rejects)
     assert len(rows(out)) == len(data) - len(rejects)

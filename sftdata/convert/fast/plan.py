@@ -41,6 +41,7 @@ import polars as pl
 from sftdata.convert.reference import records_to_rows, rows_to_records
 from sftdata.errors import UserError
 from sftdata.formats import alpaca, check_format, detect_format
+from sftdata.inputs import compression
 from sftdata.io import dumps, extension
 from sftdata.rawrows import BOM, RawRow, decode_line
 from sftdata.records import HINTS_KEY, frame_from_records, records_from_frame
@@ -98,6 +99,8 @@ def _head_rows(path: Path, limit: int = 101) -> list[dict]:
 
 def plan(input: os.PathLike, output: os.PathLike, to: str, fmt: str | None = None) -> Plan | None:
     """A ``Plan`` when this path applies (Alpaca .jsonl -> ShareGPT/OpenAI .jsonl), else None."""
+    if "-" in (str(input), str(output)) or compression(input) or compression(output):
+        return None  # pipes and compressed files take the general path
     input, output = Path(input), Path(output)
     try:
         if extension(input) != ".jsonl" or extension(output) != ".jsonl":
