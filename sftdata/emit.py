@@ -36,7 +36,8 @@ from sftdata.errors import UserError
 from sftdata.mapping import SHAREGPT_TAGS
 
 TOOLS = ("llamafactory", "axolotl", "trl")
-EMIT_FORMATS = ("alpaca", "sharegpt", "openai")
+EMIT_FORMATS = ("alpaca", "sharegpt", "openai", "prompt_completion")
+ONLY_TRL = ("prompt_completion",)  # TRL reads it as is; LLaMA-Factory and axolotl do not
 # The role values LLaMA-Factory's OpenAI-style tags name, in the key order it documents.
 OPENAI_TAGS = {"role_tag": "role", "content_tag": "content", "user_tag": "user",
                "assistant_tag": "assistant", "system_tag": "system", "observation_tag": "tool",
@@ -85,6 +86,8 @@ def llamafactory_entry(file_name: str, shape: DataShape) -> dict:
     >>> llamafactory_entry("d.jsonl", DataShape("alpaca", frozenset({"instruction", "input", "output"})))
     {'file_name': 'd.jsonl', 'formatting': 'alpaca', 'columns': {'prompt': 'instruction', 'query': 'input', 'response': 'output'}}
     """
+    if shape.format in ONLY_TRL:
+        raise UserError(f"LLaMA-Factory does not read {shape.format} files: convert to sharegpt for it")
     has = shape.columns
     entry: dict[str, Any] = {"file_name": file_name}
     if shape.format == "alpaca":
@@ -162,6 +165,8 @@ def write_dataset_info(path: str | os.PathLike, name: str, entry: dict, replace:
 
 def axolotl_snippet(path: str, shape: DataShape) -> str:
     """A ``datasets:`` block for an axolotl config, with notes on what axolotl cannot read."""
+    if shape.format in ONLY_TRL:
+        raise UserError(f"axolotl's chat_template does not read {shape.format} files: convert to openai for it")
     notes: list[str] = []
     spec: dict[str, Any] = {"path": path, "ds_type": "json" if path.endswith((".json", ".jsonl")) else
                             Path(path).suffix.lstrip(".")}
@@ -232,7 +237,7 @@ def trl_snippet(path: str, shape: DataShape) -> str:
     elif shape.format in _TRL_CONVERT:
         steps = _TRL_CONVERT[shape.format]
     else:
-        keep = sorted(shape.columns - {"messages", "tools"})
+        keep = sorted(shape.columns - {"messages", "tools", "prompt", "completion"})
         if keep:
             steps = f"\ndataset = dataset.remove_columns({keep!r})\n"
     if shape.weights:

@@ -148,7 +148,9 @@ class BatchReader:
         if self.mapping is not None:
             self.mapping = self.mapping.for_format(self.format)
             self.vectorised = False  # mapped JSON rows are renamed one by one (reference path)
-        self.shape = row_shape(self.format, head)
+        if self.format not in build.BUILDERS:
+            self.vectorised = False  # prompt_completion: read by the reference converter
+        self.shape = row_shape(self.format, head) if self.vectorised else None
         self.rows_in, self.rejected = 0, 0
         self.facts: dict[str, int] = {}
 

@@ -225,6 +225,34 @@ def test_trl_snippet_prepares_the_conversations_sftdata_holds(fmt, converted, ti
         assert row["input_ids"][: len(want)] == want
 
 
+def test_trl_prepares_prompt_completion_outputs_as_written(converted, tiny_model_dir, tmp_path, monkeypatch):
+    """Finding 5: the prompt_completion output loads in TRL's SFTTrainer as is, and only
+    the completion is trained (TRL's completion mask over the same chat-template tokens)."""
+    pytest.importorskip("trl")
+    from transformers import AutoTokenizer
+
+    source = next(c for c in converted if c[:2] == ("glaive_toolcall_en_demo", "sharegpt"))[2]
+    path = tmp_path / "glaive.pc.jsonl"
+    convert_file(source, path, "prompt_completion")
+    path.write_text("".join(path.read_text().splitlines(keepends=True)[:6]))
+    code = emit.trl_snippet(str(path), _shape(path, "prompt_completion"))
+    assert "to_messages" not in code and "remove_columns" not in code
+    code = code.replace('MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"', f"MODEL = {str(tiny_model_dir)!r}")
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {"__name__": "snippet"}
+    exec(compile(code, "trl_snippet", "exec"), scope)  # noqa: S102 - what the user will run
+    prepared = scope["trainer"].train_dataset
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    rows = _rows(path)
+    assert len(prepared) == len(rows)
+    for row, raw in zip(prepared, rows):
+        prompt = tokenizer.apply_chat_template(raw["prompt"], tools=raw.get("tools"), tokenize=True,
+                                               return_dict=False)
+        assert row["input_ids"][: len(prompt)] == prompt
+        trained = [label != -100 for label in row["labels"]]  # TRL folds its completion mask in
+        assert not any(trained[: len(prompt)]) and any(trained[len(prompt):])
+
+
 def test_trl_snippet_for_tool_calls_converts_first():
     shape = emit.DataShape("sharegpt", frozenset({"conversations", "tools"}), tool_calls=True)
     code = emit.trl_snippet("/d/g.jsonl", shape)
