@@ -133,7 +133,7 @@ def _emit(output: Path, tools: list, fmt: str) -> list[str]:
 @app.command()
 def validate(
     input: Path = typer.Argument(..., help="Input file to check."),
-    from_: Optional[str] = typer.Option(None, "--from", help="Input format (default: detected)."),
+    from_: Optional[Format] = typer.Option(None, "--from", help="Input format (default: detected)."),
 ) -> None:
     """Print FILE:LINE: reason for every invalid record; exit 1 if there is any.
 
@@ -142,7 +142,7 @@ def validate(
     counts: dict[str, int] = {}
     kept = 0
     with progress(f"reading {input.name}") as bar:
-        reader = read_batches(input, fmt=from_, progress=bar.advance)
+        reader = read_batches(input, fmt=from_.value if from_ else None, progress=bar.advance)
         for batch in reader:  # batch by batch: memory stays bounded
             kept += batch.frame.height
             for reject in batch.rejects:

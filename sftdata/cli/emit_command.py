@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from sftdata.cli.app import app
-from sftdata.cli.common import console
+from sftdata.cli.common import Format, console
 
 
 class Tool(str, Enum):
@@ -25,7 +25,7 @@ def emit(
     name: Optional[str] = typer.Option(None, "--name", help="LLaMA-Factory data set name (default: the file's stem)."),
     dataset_info: Optional[Path] = typer.Option(None, "--dataset-info", help="dataset_info.json to add the entry to (default: beside the data)."),
     replace: bool = typer.Option(False, "--replace", help="Replace an existing, different entry of that name."),
-    from_: Optional[str] = typer.Option(None, "--from", help="The file's format (default: detected from the columns)."),
+    from_: Optional[Format] = typer.Option(None, "--from", help="The file's format (default: detected from the columns)."),
 ) -> None:
     """Write the config a trainer needs to load DATA_FILE as is.
 
@@ -34,7 +34,7 @@ def emit(
     """
     from sftdata.emit_files import emit_config, emitted_line
 
-    done = emit_config(data_file, for_.value, from_, name, dataset_info, replace)
+    done = emit_config(data_file, for_.value, from_.value if from_ else None, name, dataset_info, replace)
     typer.echo(done.text, nl=False)
     for note in done.notes:
         console.print(f"note: {note}")

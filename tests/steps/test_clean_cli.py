@@ -98,3 +98,20 @@ def test_bad_option_values_are_one_line_errors(cli, tmp_path):
     assert res.exit_code == 2 and "fields" in res.stderr
     res = cli("decontaminate", src, "-o", tmp_path / "o.json", "--against", src, "-n", "1")
     assert res.exit_code == 2 and res.stderr.startswith("error: decontaminate: n:")
+
+
+def test_filter_configs_take_the_recipe_step_grammar_and_the_old_one_with_a_note(cli, tmp_path):
+    src = tmp_path / "in.json"
+    write_alpaca(src, [("What is 2+2?", "4"), ("Feelings?", "As an AI language model, I have none."),
+                       ("Tell me a long story about it", "Once upon a time.")])
+    new = tmp_path / "new.yaml"
+    new.write_text("steps:\n  - refusal\n  - length: {min_response: 2}\n")
+    old = tmp_path / "old.yaml"
+    old.write_text("steps:\n  - name: refusal\n  - name: length\n    params: {min_response: 2}\n")
+    results = {}
+    for config in (new, old):
+        out = tmp_path / f"{config.stem}.json"
+        results[config.stem] = cli("filter", src, "-o", out, "--config", config)
+        assert results[config.stem].exit_code == 0, results[config.stem].stderr
+    assert rows(tmp_path / "new.json") == rows(tmp_path / "old.json") and len(rows(tmp_path / "new.json")) == 1
+    assert "old `- name: x`" in results["old"].stderr and "old `- name: x`" not in results["new"].stderr
