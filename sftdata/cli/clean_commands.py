@@ -16,6 +16,8 @@ import typer
 
 from sftdata.cli.app import app
 from sftdata.cli.common import (
+    JSON,
+    QUIET,
     Format,
     check_paths,
     console,
@@ -24,6 +26,7 @@ from sftdata.cli.common import (
     progress,
     rejects_note,
     rejects_target,
+    summary_mode,
 )
 from sftdata.formats import check_format
 from sftdata.io import extension
@@ -74,6 +77,8 @@ def _run(title: str, input: Path, output: Path, to: Optional[str], rejects: Opti
         f"{title} {input.name} ({done.format}) -> {output.name} ({done.to})",
         done.rows_in, done.rows_out, by_reason,
         [f"steps:   {timing}", f"output:  {output}", rejects_note(rejects_path, sum(done.rejected.values()))],
+        facts={"output": str(output), "rejects": str(rejects_path) if done.rejected else None,
+               "format": done.format, "to": done.to},
     )
     exit_for_strict(strict, sum(done.rejected.values()))
 
@@ -86,12 +91,15 @@ def filter_command(
     to: Optional[Format] = TO,
     rejects: Optional[Path] = REJECTS,
     strict: bool = STRICT,
+    quiet: bool = QUIET,
+    as_json: bool = JSON,
 ) -> None:
     """Drop low-quality records with the default filter set or a YAML config."""
     from sftdata.steps.filters import default_filter_steps, load_filter_config
 
     steps = load_filter_config(config, note=lambda text: console.print(f"[yellow]note: {text}[/yellow]")) \
         if config else default_filter_steps()
+    summary_mode(quiet, as_json)
     _run("filter", input, output, to, rejects, strict, steps, also_read=(config,) if config else ())
 
 
@@ -108,6 +116,8 @@ def dedup(
     to: Optional[Format] = TO,
     rejects: Optional[Path] = REJECTS,
     strict: bool = STRICT,
+    quiet: bool = QUIET,
+    as_json: bool = JSON,
 ) -> None:
     """Drop exact duplicates, then MinHash LSH near-duplicates; each reject names the
     record it duplicates."""
@@ -116,6 +126,7 @@ def dedup(
     if not exact_only:
         steps.append(_step("near_dedup", {**common, "threshold": threshold,
                                           "num_perm": num_perm, "ngram": ngram}))
+    summary_mode(quiet, as_json)
     _run("dedup", input, output, to, rejects, strict, steps)
 
 
@@ -130,10 +141,13 @@ def decontaminate(
     to: Optional[Format] = TO,
     rejects: Optional[Path] = REJECTS,
     strict: bool = STRICT,
+    quiet: bool = QUIET,
+    as_json: bool = JSON,
 ) -> None:
     """Drop training records that share an n-gram with evaluation data."""
     step = _step("decontaminate", {"against": [str(p) for p in against], "n": n,
                                    "fields": fields, "eval_fields": eval_fields})
+    summary_mode(quiet, as_json)
     _run("decontaminate", input, output, to, rejects, strict, [step], also_read=tuple(against))
 
 
@@ -186,9 +200,12 @@ def score(
     to: Optional[Format] = TO,
     rejects: Optional[Path] = REJECTS,
     strict: bool = STRICT,
+    quiet: bool = QUIET,
+    as_json: bool = JSON,
 ) -> None:
     """Score every record with a model-based step; the score goes to meta.<step> (see
     `sftdata steps` for each step's params and which way its score points)."""
+    summary_mode(quiet, as_json)
     _run(f"score {step}", input, output, to, rejects, strict, [_step(step, _parse_sets(set_))])
 
 
@@ -206,6 +223,8 @@ def select_command(
     to: Optional[Format] = TO,
     rejects: Optional[Path] = REJECTS,
     strict: bool = STRICT,
+    quiet: bool = QUIET,
+    as_json: bool = JSON,
 ) -> None:
     """Keep the best records under a budget by a meta score; the rest go to the rejects
     file as not_selected, with their scores."""
@@ -218,4 +237,5 @@ def select_command(
             ranked[key] = float(weight or 1.0)
     params = {"by": ranked, "top": top, "fraction": fraction, "lowest": lowest,
               "per_source": per_source, "diversity": diversity, **_parse_sets(set_)}
+    summary_mode(quiet, as_json)
     _run("select", input, output, to, rejects, strict, [_step("select", params)])

@@ -115,3 +115,14 @@ def test_filter_configs_take_the_recipe_step_grammar_and_the_old_one_with_a_note
         assert results[config.stem].exit_code == 0, results[config.stem].stderr
     assert rows(tmp_path / "new.json") == rows(tmp_path / "old.json") and len(rows(tmp_path / "new.json")) == 1
     assert "old `- name: x`" in results["old"].stderr and "old `- name: x`" not in results["new"].stderr
+
+
+def test_json_summary_for_scripts(cli, tmp_path):
+    src = tmp_path / "in.json"
+    write_alpaca(src, [("What is 2+2?", "4"), ("What is 2+2?", "4")])
+    res = cli("dedup", src, "-o", tmp_path / "out.jsonl", "--exact-only", "--json")
+    summary = json.loads(res.stdout)
+    assert (summary["records_in"], summary["records_out"], summary["rejected_by_reason"]) == \
+        (2, 1, {"exact_duplicate": 1})
+    quiet = cli("dedup", src, "-o", tmp_path / "out.jsonl", "--exact-only", "--quiet")
+    assert quiet.exit_code == 0 and quiet.stdout == "" and "records in" not in quiet.stderr
