@@ -26,24 +26,22 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
 import yaml
 
-from sftdata.errors import RecordError, UserError
+from sftdata.errors import UserError
+from sftdata.mapping import SHAREGPT_TAGS
 
 TOOLS = ("llamafactory", "axolotl", "trl")
-EMIT_FORMATS = ("alpaca", "sharegpt", "openai")
+EMIT_FORMATS = ("alpaca", "sharegpt", "openai", "prompt_completion")
+ONLY_TRL = ("prompt_completion",)  # TRL reads it as is; LLaMA-Factory and axolotl do not
 # The role values LLaMA-Factory's OpenAI-style tags name, in the key order it documents.
 OPENAI_TAGS = {"role_tag": "role", "content_tag": "content", "user_tag": "user",
                "assistant_tag": "assistant", "system_tag": "system", "observation_tag": "tool",
                "function_tag": "function_call"}
-SHAREGPT_TAGS = {"role_tag": "from", "content_tag": "value", "user_tag": "human",
-                 "assistant_tag": "gpt", "system_tag": "system", "observation_tag": "observation",
-                 "function_tag": "function_call"}
-
 
 @dataclass(frozen=True)
 class DataShape:
@@ -88,6 +86,8 @@ def llamafactory_entry(file_name: str, shape: DataShape) -> dict:
     >>> llamafactory_entry("d.jsonl", DataShape("alpaca", frozenset({"instruction", "input", "output"})))
     {'file_name': 'd.jsonl', 'formatting': 'alpaca', 'columns': {'prompt': 'instruction', 'query': 'input', 'response': 'output'}}
     """
+    if shape.format in ONLY_TRL:
+        raise UserError(f"LLaMA-Factory does not read {shape.format} files: convert to sharegpt for it")
     has = shape.columns
     entry: dict[str, Any] = {"file_name": file_name}
     if shape.format == "alpaca":
@@ -165,6 +165,8 @@ def write_dataset_info(path: str | os.PathLike, name: str, entry: dict, replace:
 
 def axolotl_snippet(path: str, shape: DataShape) -> str:
     """A ``datasets:`` block for an axolotl config, with notes on what axolotl cannot read."""
+    if shape.format in ONLY_TRL:
+        raise UserError(f"axolotl's chat_template does not read {shape.format} files: convert to openai for it")
     notes: list[str] = []
     spec: dict[str, Any] = {"path": path, "ds_type": "json" if path.endswith((".json", ".jsonl")) else
                             Path(path).suffix.lstrip(".")}
@@ -235,7 +237,7 @@ def trl_snippet(path: str, shape: DataShape) -> str:
     elif shape.format in _TRL_CONVERT:
         steps = _TRL_CONVERT[shape.format]
     else:
-        keep = sorted(shape.columns - {"messages", "tools"})
+        keep = sorted(shape.columns - {"messages", "tools", "prompt", "completion"})
         if keep:
             steps = f"\ndataset = dataset.remove_columns({keep!r})\n"
     if shape.weights:
@@ -253,110 +255,5 @@ def trl_snippet(path: str, shape: DataShape) -> str:
     return text
 
 
-# --- reading LLaMA-Factory's mapping ------------------------------------------------------------
-
-@dataclass(frozen=True)
-class ColumnMapping:
-    """How a file's layout maps onto one of sftdata's formats.
-
-    ``columns`` maps sftdata field -> the file's column (e.g. ``instruction`` -> ``question``);
-    ``roles`` maps the file's role values -> sftdata's (ShareGPT: system / human / gpt /
-    observation / function_call; OpenAI: system / user / assistant / tool), and
-    ``role_key`` / ``content_key`` name the turn keys.
-    """
-
-    format: str
-    columns: dict[str, str] = field(default_factory=dict)
-    roles: dict[str, str] = field(default_factory=dict)
-    role_key: str | None = None
-    content_key: str | None = None
-    file_name: str | None = None
-
-    def apply(self, row: dict) -> dict:
-        """``row`` renamed into sftdata's layout; columns the mapping does not name are kept.
-
-        A row that has both a mapped column and a column already called by its target
-        name is rejected (``column_conflict:<name>``) rather than losing one of them.
-        """
-        renamed = {column: ours for ours, column in self.columns.items()}
-        out: dict = {}
-        for key, value in row.items():
-            name = renamed.get(key, key)
-            if name in out:  # e.g. both `question` (mapped to instruction) and `instruction`
-                raise RecordError(f"column_conflict:{name}")
-            out[name] = value
-        turns_key = {"sharegpt": "conversations", "openai": "messages"}.get(self.format)
-        if turns_key and isinstance(out.get(turns_key), list) and self.role_key:
-            target_role, target_content = (("from", "value") if self.format == "sharegpt"
-                                           else ("role", "content"))
-            out[turns_key] = [self._turn(t, target_role, target_content) for t in out[turns_key]]
-        return out
-
-    def _turn(self, turn: Any, role: str, content: str) -> Any:
-        if not isinstance(turn, dict):
-            return turn  # left for the reader to reject with its reason
-        out = {k: v for k, v in turn.items() if k not in (self.role_key, self.content_key)}
-        if self.role_key in turn:
-            out[role] = self.roles.get(turn[self.role_key], turn[self.role_key])
-        if self.content_key in turn:
-            out[content] = turn[self.content_key]
-        return out
-
-
-_LF_COLUMNS = {"alpaca": {"prompt": "instruction", "query": "input", "response": "output",
-                          "system": "system", "history": "history"},
-               "sharegpt": {"messages": "conversations", "system": "system", "tools": "tools"}}
-_LF_ROLES = {"user_tag": ("human", "user"), "assistant_tag": ("gpt", "assistant"),
-             "observation_tag": ("observation", "tool"), "function_tag": ("function_call", None),
-             "system_tag": ("system", "system")}
-
-
-def mapping_from_entry(entry: dict) -> ColumnMapping:
-    """The ``ColumnMapping`` of a LLaMA-Factory ``dataset_info.json`` entry (its defaults included).
-
-    >>> m = mapping_from_entry({"file_name": "o.json", "columns": {"prompt": "question",
-    ...                         "response": "answer", "system": "system_prompt"}})
-    >>> m.apply({"question": "2+2?", "answer": "4", "system_prompt": "Be brief."})
-    {'instruction': '2+2?', 'output': '4', 'system': 'Be brief.'}
-    """
-    if not isinstance(entry, dict):
-        raise UserError("a dataset_info.json entry must be a JSON object")
-    if entry.get("ranking"):
-        raise UserError("this dataset_info.json entry is a preference (ranking) data set, not SFT data")
-    formatting = entry.get("formatting", "alpaca")
-    if formatting not in ("alpaca", "sharegpt", "openai"):
-        raise UserError(f"unknown LLaMA-Factory formatting {formatting!r}")
-    given = entry.get("columns")
-    lf_format = "sharegpt" if formatting == "openai" else formatting
-    defaults = {"alpaca": {"prompt": "instruction", "query": "input", "response": "output"},
-                "sharegpt": {"messages": "conversations"}}[lf_format]
-    # LLaMA-Factory: with "columns" present, every column it does not name is None.
-    lf_columns = {k: v for k, v in (given if isinstance(given, dict) else defaults).items()
-                  if k in _LF_COLUMNS[lf_format] and isinstance(v, str)}
-    tags = {**SHAREGPT_TAGS, **(entry.get("tags") or {})}
-    openai_style = tags["role_tag"] == "role" or formatting == "openai"
-    target = "openai" if lf_format == "sharegpt" and openai_style else lf_format
-    columns = {}
-    for lf_name, column in lf_columns.items():
-        ours = _LF_COLUMNS[lf_format][lf_name]
-        if target == "openai" and ours == "conversations":
-            ours = "messages"
-        columns[ours] = column
-    roles: dict[str, str] = {}
-    role_key = content_key = None
-    if lf_format == "sharegpt":
-        role_key, content_key = tags["role_tag"], tags["content_tag"]
-        for tag, (sharegpt_role, openai_role) in _LF_ROLES.items():
-            value = tags.get(tag)
-            ours = openai_role if target == "openai" else sharegpt_role
-            if isinstance(value, str) and ours is not None:
-                roles[value] = ours
-    return ColumnMapping(target, columns, roles, role_key, content_key, entry.get("file_name"))
-
-
-def entry_named(info: dict, name: str) -> dict:
-    """The entry ``name`` of a parsed dataset_info.json; a one-line error listing the names."""
-    if name not in info:
-        shown = ", ".join(list(info)[:10]) or "none"
-        raise UserError(f"no entry {name!r} in dataset_info.json (entries: {shown})")
-    return info[name]
+# Reading LLaMA-Factory's mapping lives in sftdata.mapping (the readers use it).
+from sftdata.mapping import ColumnMapping, entry_named, mapping_from_entry  # noqa: E402,F401

@@ -22,21 +22,36 @@ import polars as pl
 from sftdata.atomic import atomic_dir, atomic_path, os_reason  # noqa: F401 - the writers' home
 from sftdata.errors import OutputError, UserError
 
-EXTENSIONS = (".json", ".jsonl", ".parquet", ".csv")
+EXTENSIONS = (".json", ".jsonl", ".parquet", ".csv", ".arrow")
+# Also read and written: NAME.EXT.gz / NAME.EXT.zst (JSON kinds), .feather / .ipc (Arrow),
+# and "-" for standard input / output (JSON Lines); see sftdata.inputs.
 # The key of the Parquet key-value metadata sftdata writes: JSON with the format, the
 # columns whose values are JSON text, and the name of each message's extra-keys field.
 PARQUET_KEY = "sftdata"
 
 
 def extension(path: str | os.PathLike) -> str:
-    """The file kind by extension (``.jsonl``, ``.json``...); a one-line error otherwise."""
-    ext = Path(path).suffix.lower()
-    if ext == ".ndjson":
+    """The file kind by extension (``.jsonl``, ``.json``...); a one-line error otherwise.
+
+    ``-`` (stdin/stdout) is JSON Lines; a ``.gz`` / ``.zst`` suffix names the kind
+    inside; ``.feather`` and ``.ipc`` are ``.arrow``.
+
+    >>> extension("data.jsonl.zst"), extension("-"), extension("d.feather")
+    ('.jsonl', '.jsonl', '.arrow')
+    """
+    if str(path) == "-":
         return ".jsonl"
+    name = Path(path).name
+    compressed = Path(name).suffix.lower() in (".gz", ".zst")
+    ext = Path(name[: -len(Path(name).suffix)] if compressed else name).suffix.lower()
+    ext = {".ndjson": ".jsonl", ".feather": ".arrow", ".ipc": ".arrow"}.get(ext, ext)
     if ext not in EXTENSIONS:
         raise UserError(
-            f"{path}: unknown extension {ext or '(none)'!r}; use one of {', '.join(EXTENSIONS)}"
+            f"{path}: unknown extension {ext or '(none)'!r}; use one of {', '.join(EXTENSIONS)} "
+            "(.gz or .zst after a JSON one)"
         )
+    if compressed and ext not in (".json", ".jsonl", ".csv"):
+        raise UserError(f"{path}: {ext} files compress themselves; drop the {Path(name).suffix} suffix")
     return ext
 
 

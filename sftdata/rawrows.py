@@ -295,9 +295,11 @@ def check_csv_header(path: Path) -> None:
 
 
 def read_table(path: Path) -> pl.LazyFrame:
-    """A Parquet or CSV file as a lazy frame (CSV: every column as text)."""
+    """A Parquet, Arrow IPC or CSV file as a lazy frame (CSV: every column as text)."""
     if extension(path) == ".parquet":
         return pl.scan_parquet(path)
+    if extension(path) == ".arrow":
+        return pl.scan_ipc(path)
     check_csv_header(path)
     return pl.scan_csv(path, infer_schema=False)
 
@@ -313,8 +315,20 @@ def _table_rows(frame: pl.DataFrame, decode_nested: bool, info: dict, first: int
 
 
 def read_rows(path: str | os.PathLike) -> Iterator[RawRow]:
-    """Every row of a data file, in order; bad rows come back with an ``error`` code."""
-    path = Path(path)
+    """Every row of a data file, in order; bad rows come back with an ``error`` code.
+
+    Compressed files, Arrow streams, ``-`` and Hub ids are made local first
+    (``sftdata.inputs.local_input``)."""
+    from sftdata.inputs import local_input
+
+    local = local_input(path)
+    try:
+        yield from _plain_rows(local.path)
+    finally:
+        local.close()
+
+
+def _plain_rows(path: Path) -> Iterator[RawRow]:
     ext = extension(path)
     check_readable(path)
     try:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path, PurePath
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
@@ -69,6 +69,9 @@ class OutputSpec(BaseModel):
     format: str = Field(default="sharegpt", description=f"One of {', '.join(FORMAT_NAMES)}.")
     file: str = Field(default="data.jsonl", description="File name inside the run directory (a relative "
                       "path, no `..`); its extension picks json/jsonl/parquet/csv.")
+    emit: list[Literal["llamafactory", "axolotl", "trl"]] = Field(
+        default_factory=list, description="Loader configs to write beside the data (as `sftdata convert "
+        "--emit`): llamafactory (dataset_info.json), axolotl (<stem>.axolotl.yaml), trl (<stem>.trl.py).")
 
     @field_validator("format")
     @classmethod

@@ -66,10 +66,24 @@ def rejects_from_frame(rejected: pl.DataFrame, stage: str) -> list[dict]:
     return out
 
 
+REJECTS_FOLDER = ".rejects"
+
+
 def default_rejects_path(output: str | os.PathLike) -> Path:
-    """``out/data.jsonl`` -> ``out/data.rejects.jsonl`` (next to the output)."""
+    """``out/data.jsonl`` -> ``out/.rejects/data.rejects.jsonl``.
+
+    A hidden folder, because data loaders pointed at the output's folder read every file
+    in it: ``datasets.load_dataset("json", data_dir=...)`` takes every file below the
+    folder except hidden ones (names starting with ``.`` or ``_``), so a rejects file of
+    other columns beside the data fails the whole load (``DatasetGenerationCastError``).
+    For ``-`` (stdout) the rejects go to ``./.rejects/stdout.rejects.jsonl``.
+    """
     output = Path(output)
-    return output.parent / f"{output.stem}.rejects.jsonl"
+    name = output.name
+    for suffix in (".gz", ".zst"):
+        name = name.removesuffix(suffix)
+    stem = "stdout" if str(output) == "-" else Path(name).stem
+    return output.parent / REJECTS_FOLDER / f"{stem}.rejects.jsonl"
 
 
 def write_rejects(path: str | os.PathLike, rejects: Iterable[dict]) -> int:

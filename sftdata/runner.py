@@ -252,8 +252,14 @@ def write_outputs(recipe: Recipe, run_dir: Path, stages: list[Stage], frame: pl.
     data_path = run_dir / recipe.output.file
     write_rejected = write_records(frame, data_path, recipe.output.format)
     rejects = [r for s in stages for r in s.rejects] + write_rejected
+    # rejects.jsonl sits in the run directory, not in the data's folder when the data has
+    # one (output.file: data/train.jsonl), so a loader pointed at that folder reads the data only
     rejects_path = run_dir / "rejects.jsonl"
     write_rows(rejects_path, rejects)
+    for tool in recipe.output.emit:
+        from sftdata.emit_files import emit_config
+
+        emit_config(data_path, tool, recipe.output.format, replace=True)
     return data_path, rejects_path, write_rejected
 
 

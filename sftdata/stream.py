@@ -76,11 +76,12 @@ class _Reports:
 
 def run_file(input: str | os.PathLike, output: str | os.PathLike, steps: list[Step],
              rejects: str | os.PathLike, to: str | None = None, fmt: str | None = None,
-             progress: Callable[[int], None] | None = None, **batching) -> FileRun:
+             progress: Callable[[int], None] | None = None, mapping=None, **batching) -> FileRun:
     """Read ``input``, run ``steps``, write ``output`` in format ``to`` (default: the
     input's) and every reject to ``rejects``; see the module docstring. ``batching``
-    (``batch_bytes``, ``batch_rows``) sets the batch size of the reader."""
-    reader = BatchReader(input, fmt, progress=progress, **batching)
+    (``batch_bytes``, ``batch_rows``) sets the batch size of the reader; ``mapping``
+    (``sftdata.mapping.ColumnMapping``) renames the input's own layout."""
+    reader = BatchReader(input, fmt, progress=progress, mapping=mapping, **batching)
     to = to or reader.format
     phases = _phases(steps)
     reports = _Reports(steps)

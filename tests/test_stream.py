@@ -49,7 +49,7 @@ def in_memory(path, steps):
                                    ["exact_dedup", "near_dedup", "echo"]])
 def test_batches_give_what_the_whole_file_gives(tmp_path, corpus, names):
     read, whole = in_memory(corpus, [build_step(n) for n in names])
-    out, rejects = tmp_path / "out.jsonl", tmp_path / "out.rejects.jsonl"
+    out, rejects = tmp_path / "out.jsonl", tmp_path / ".rejects" / "out.rejects.jsonl"
     done = run_file(corpus, out, [build_step(n) for n in names], rejects, batch_bytes=8_000)
     assert done.rows_in == read.rows_in
     kept = [r.data for r in read_rows(out)]

@@ -8,23 +8,35 @@ dropped record to the rejects file with the step's reason code and detail.
 from __future__ import annotations
 
 import json
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from sftdata.cli.app import app
-from sftdata.cli.common import check_paths, console, exit_for_strict, print_summary, progress, rejects_target
-from sftdata.formats import FORMAT_NAMES, check_format
+from sftdata.cli.common import (
+    JSON,
+    QUIET,
+    Format,
+    check_paths,
+    console,
+    exit_for_strict,
+    print_summary,
+    progress,
+    rejects_note,
+    rejects_target,
+    summary_mode,
+)
+from sftdata.formats import check_format
 from sftdata.io import extension
 from sftdata.paths import Target
 from sftdata.rejects import default_rejects_path
 
-FORMATS_HELP = "|".join(FORMAT_NAMES)
 INPUT = typer.Argument(..., help="Input file (.json, .jsonl, .parquet, .csv), any format.")
 OUTPUT = typer.Option(..., "-o", "--output", help="Output file; its extension picks the file type.")
-TO = typer.Option(None, "--to", help=f"Output format: {FORMATS_HELP} (default: the input's).")
-REJECTS = typer.Option(None, "--rejects", help="Rejects file (default: <output stem>.rejects.jsonl).")
+TO = typer.Option(None, "--to", help="Output format (default: the input's).")
+REJECTS = typer.Option(None, "--rejects", help="Rejects file (default: <output folder>/.rejects/<stem>.rejects.jsonl; none when there is none).")
 STRICT = typer.Option(False, "--strict", help="Exit with status 1 if any record is dropped or rejected.")
 
 
@@ -51,6 +63,7 @@ def _run(title: str, input: Path, output: Path, to: Optional[str], rejects: Opti
     """
     from sftdata.stream import run_file
 
+    to = to.value if isinstance(to, Enum) else to
     if to is not None:
         check_format(to)
     extension(output)  # fail on a bad output name before reading anything
@@ -63,7 +76,9 @@ def _run(title: str, input: Path, output: Path, to: Optional[str], rejects: Opti
     print_summary(
         f"{title} {input.name} ({done.format}) -> {output.name} ({done.to})",
         done.rows_in, done.rows_out, by_reason,
-        [f"steps:   {timing}", f"output:  {output}", f"rejects: {rejects_path}"],
+        [f"steps:   {timing}", f"output:  {output}", rejects_note(rejects_path, sum(done.rejected.values()))],
+        facts={"output": str(output), "rejects": str(rejects_path) if done.rejected else None,
+               "format": done.format, "to": done.to},
     )
     exit_for_strict(strict, sum(done.rejected.values()))
 
@@ -73,14 +88,18 @@ def filter_command(
     input: Path = INPUT,
     output: Path = OUTPUT,
     config: Optional[Path] = typer.Option(None, "--config", help="YAML filter config (default: the built-in default set; see `sftdata steps`)."),
-    to: Optional[str] = TO,
+    to: Optional[Format] = TO,
     rejects: Optional[Path] = REJECTS,
     strict: bool = STRICT,
+    quiet: bool = QUIET,
+    as_json: bool = JSON,
 ) -> None:
     """Drop low-quality records with the default filter set or a YAML config."""
     from sftdata.steps.filters import default_filter_steps, load_filter_config
 
-    steps = load_filter_config(config) if config else default_filter_steps()
+    steps = load_filter_config(config, note=lambda text: console.print(f"[yellow]note: {text}[/yellow]")) \
+        if config else default_filter_steps()
+    summary_mode(quiet, as_json)
     _run("filter", input, output, to, rejects, strict, steps, also_read=(config,) if config else ())
 
 
@@ -94,9 +113,11 @@ def dedup(
     keep: str = typer.Option("first", "--keep", help="Which copy survives: first, longest or quality (meta.quality_score)."),
     num_perm: int = typer.Option(128, "--num-perm", help="MinHash permutations."),
     ngram: int = typer.Option(3, "--ngram", help="Shingle size in words (CJK: characters)."),
-    to: Optional[str] = TO,
+    to: Optional[Format] = TO,
     rejects: Optional[Path] = REJECTS,
     strict: bool = STRICT,
+    quiet: bool = QUIET,
+    as_json: bool = JSON,
 ) -> None:
     """Drop exact duplicates, then MinHash LSH near-duplicates; each reject names the
     record it duplicates."""
@@ -105,6 +126,7 @@ def dedup(
     if not exact_only:
         steps.append(_step("near_dedup", {**common, "threshold": threshold,
                                           "num_perm": num_perm, "ngram": ngram}))
+    summary_mode(quiet, as_json)
     _run("dedup", input, output, to, rejects, strict, steps)
 
 
@@ -116,13 +138,16 @@ def decontaminate(
     n: int = typer.Option(13, "-n", "--ngram", help="n-gram size in words (CJK: characters)."),
     fields: str = typer.Option("both", "--fields", help="Training text to check: prompt, response or both."),
     eval_fields: str = typer.Option("prompt", "--eval-fields", help="Eval text to take n-grams from: prompt, response or both."),
-    to: Optional[str] = TO,
+    to: Optional[Format] = TO,
     rejects: Optional[Path] = REJECTS,
     strict: bool = STRICT,
+    quiet: bool = QUIET,
+    as_json: bool = JSON,
 ) -> None:
     """Drop training records that share an n-gram with evaluation data."""
     step = _step("decontaminate", {"against": [str(p) for p in against], "n": n,
                                    "fields": fields, "eval_fields": eval_fields})
+    summary_mode(quiet, as_json)
     _run("decontaminate", input, output, to, rejects, strict, [step], also_read=tuple(against))
 
 
@@ -172,12 +197,15 @@ def score(
     input: Path = INPUT,
     output: Path = OUTPUT,
     set_: list[str] = typer.Option([], "--set", "-s", help="A step param as key=value (repeat), e.g. --set model=/models/qwen --set batch_tokens=8192."),
-    to: Optional[str] = TO,
+    to: Optional[Format] = TO,
     rejects: Optional[Path] = REJECTS,
     strict: bool = STRICT,
+    quiet: bool = QUIET,
+    as_json: bool = JSON,
 ) -> None:
     """Score every record with a model-based step; the score goes to meta.<step> (see
     `sftdata steps` for each step's params and which way its score points)."""
+    summary_mode(quiet, as_json)
     _run(f"score {step}", input, output, to, rejects, strict, [_step(step, _parse_sets(set_))])
 
 
@@ -192,9 +220,11 @@ def select_command(
     per_source: bool = typer.Option(False, "--per-source", help="Apply the budget within each source."),
     diversity: str = typer.Option("none", "--diversity", help="none, deita (skip records too close to one taken) or kcenter."),
     set_: list[str] = typer.Option([], "--set", "-s", help="Other select params as key=value (similarity, normalise, fields...)."),
-    to: Optional[str] = TO,
+    to: Optional[Format] = TO,
     rejects: Optional[Path] = REJECTS,
     strict: bool = STRICT,
+    quiet: bool = QUIET,
+    as_json: bool = JSON,
 ) -> None:
     """Keep the best records under a budget by a meta score; the rest go to the rejects
     file as not_selected, with their scores."""
@@ -207,4 +237,5 @@ def select_command(
             ranked[key] = float(weight or 1.0)
     params = {"by": ranked, "top": top, "fraction": fraction, "lowest": lowest,
               "per_source": per_source, "diversity": diversity, **_parse_sets(set_)}
+    summary_mode(quiet, as_json)
     _run("select", input, output, to, rejects, strict, [_step("select", params)])

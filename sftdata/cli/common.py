@@ -3,20 +3,26 @@ slow inputs, what a run cost, and the exit rule for ``--strict``."""
 
 from __future__ import annotations
 
+import json
 import time
 from contextlib import contextmanager
+from enum import Enum
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from sftdata.errors import UserError
+from sftdata.formats import FORMAT_NAMES
 from sftdata.paths import Target, check_targets
 
 console = Console(stderr=True, highlight=False)
+# The format names as a choice: shell completion and --help list them.
+Format = Enum("Format", {name: name for name in FORMAT_NAMES}, type=str)
 
 
 def check_paths(targets: Iterable[Target], inputs: Iterable = ()) -> None:
@@ -40,15 +46,57 @@ def rejects_target(given: Optional[Path], default: Path) -> Target:
     return Target("--rejects" if given else "rejects file", given or default, "jsonl")
 
 
+class SummaryMode(str, Enum):
+    """How a command reports at the end: the table (default), nothing, or JSON on stdout."""
+
+    table = "table"
+    quiet = "quiet"
+    json = "json"
+
+
+_mode = SummaryMode.table
+QUIET = typer.Option(False, "--quiet", "-q", help="Print no summary (errors still go to stderr).")
+JSON = typer.Option(False, "--json", help="Print the summary as one JSON object on stdout, for scripts.")
+
+
+def summary_mode(quiet: bool, as_json: bool) -> SummaryMode:
+    """Set how ``print_summary`` reports for this command (``--quiet`` / ``--json``)."""
+    global _mode
+    if quiet and as_json:
+        raise UserError("--quiet and --json: pick one")
+    _mode = SummaryMode.quiet if quiet else (SummaryMode.json if as_json else SummaryMode.table)
+    return _mode
+
+
+def rejects_note(path: Path, count: int) -> str:
+    """Where the rejects went: ``none`` when there were none (no file is written then)."""
+    return f"rejects: {count:,} in {path}" if count else "rejects: none"
+
+
 def print_summary(
     title: str,
     records_in: int,
     records_out: int,
     rejects_by_reason: dict[str, int],
     notes: list[str] | None = None,
+    facts: dict | None = None,
 ) -> None:
-    """One screen: records in, out, rejected by reason, and any notes (output paths...)."""
-    table = Table(title=title, show_header=False, title_justify="left", box=None)
+    """One screen: records in, out, rejected by reason, and any notes (output paths...).
+
+    With ``--json`` the same as one JSON object on stdout (``facts`` added to it); with
+    ``--quiet`` nothing. The title is printed on its own line, so it never wraps to the
+    width of the table below it.
+    """
+    if _mode is SummaryMode.quiet:
+        return
+    if _mode is SummaryMode.json:
+        typer.echo(json.dumps({"title": title, "records_in": records_in, "records_out": records_out,
+                               "rejected": sum(rejects_by_reason.values()),
+                               "rejected_by_reason": rejects_by_reason, **(facts or {})},
+                              ensure_ascii=False, default=str))
+        return
+    console.print(f"[bold]{escape(title)}[/bold]", soft_wrap=True)
+    table = Table(show_header=False, box=None)
     table.add_column(style="bold")
     table.add_column(justify="right")
     table.add_row("records in", f"{records_in:,}")
@@ -60,7 +108,7 @@ def print_summary(
         table.add_row("  (other reasons)", f"{sum(list(rejects_by_reason.values())[15:]):,}")
     console.print(table)
     for note in notes or []:
-        console.print(note)
+        console.print(note, soft_wrap=True)
 
 
 class _DelayedProgress:

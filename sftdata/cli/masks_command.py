@@ -18,7 +18,8 @@ from rich.console import Console
 from rich.text import Text
 
 from sftdata.cli.app import app
-from sftdata.cli.common import console
+from sftdata.cli.common import Format, console
+from sftdata.cli.train_commands import TrainOn
 
 STYLES = {"trained": "bold black on green3", "context": "grey62", "cut": "grey42 strike"}
 MASK_FIELDS = ("train_roles", "train_on_eot", "split_turns", "chat_template_kwargs")
@@ -29,12 +30,12 @@ def masks(
     input: Path = typer.Argument(..., help="Training data (any format sftdata reads)."),
     model: Optional[str] = typer.Option(None, "--model", help="Model or tokenizer folder (default: the bundled SmolLM2)."),
     chat_template: Optional[str] = typer.Option(None, "--chat-template", help="Template file, or chatml / chatml-tools."),
-    train_on: str = typer.Option("assistant", "--train-on", help="assistant | last | all | weight."),
+    train_on: TrainOn = typer.Option("assistant", "--train-on", help="Which turns are trained."),
     n: int = typer.Option(3, "-n", help="Sample records to show (records with warnings first)."),
     html: Optional[Path] = typer.Option(None, "--html", help="Also write the samples and counts as an HTML page."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per record (trained runs, drop, warnings)."),
     max_length: int = typer.Option(2048, "--max-length", help="Longest tokenised conversation, as in training."),
-    fmt: Optional[str] = typer.Option(None, "--from", help="Force the input format."),
+    fmt: Optional[Format] = typer.Option(None, "--from", help="Force the input format."),
     set_: List[str] = typer.Option([], "--set", help=f"Another mask setting ({', '.join(MASK_FIELDS)}), e.g. --set split_turns=never."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 when turns would train nothing or wrongly."),
 ) -> None:
@@ -52,13 +53,14 @@ def masks(
     if unknown:
         raise UserError(f"--set: {', '.join(unknown)} is not a mask setting ({', '.join(MASK_FIELDS)})")
     fields = TrainConfig.model_fields
+    train_on = train_on.value
     options = MaskOptions(train_on=train_on, **{k: extra.get(k, fields[k].get_default(call_default_factory=True))
                                                 for k in MASK_FIELDS})
     options.train_roles = tuple(options.train_roles)
     if train_on not in ("assistant", "last", "all", "weight"):
         raise UserError(f"--train-on must be assistant, last, all or weight, not {train_on!r}")
     tokenizer = prepare_tokenizer(load_tokenizer(model), chat_template)
-    records = load_records(input, fmt)
+    records = load_records(input, fmt.value if fmt else None)
     out = Console(highlight=False, soft_wrap=True)
     warned, plain = [], []
 

@@ -13,9 +13,18 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from sftdata.cli.app import app
-from sftdata.cli.common import check_paths, console, exit_for_strict, option_error, print_summary, rejects_target
+from sftdata.cli.common import (
+    Format,
+    check_paths,
+    console,
+    exit_for_strict,
+    option_error,
+    print_summary,
+    rejects_note,
+    rejects_target,
+)
 from sftdata.errors import UserError
-from sftdata.formats import FORMAT_NAMES, check_format
+from sftdata.formats import check_format
 from sftdata.io import atomic_path
 from sftdata.convert import RejectsWriter
 from sftdata.paths import Target
@@ -92,9 +101,9 @@ def mix(
     seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same mix)."),
     no_replacement: bool = typer.Option(False, "--no-replacement", help="Never upsample: a source too small for its share is an error."),
     with_replacement: bool = typer.Option(False, "--with-replacement", help="Draw every source with replacement (bootstrap)."),
-    to: str = typer.Option("canonical", "--to", help=f"Output format: {'|'.join(FORMAT_NAMES)} (only canonical keeps `source`)."),
-    from_: Optional[str] = typer.Option(None, "--from", help="Input format of every source (default: detected per file)."),
-    rejects: Optional[Path] = typer.Option(None, "--rejects", help="Rejects file (default: <output stem>.rejects.jsonl)."),
+    to: Format = typer.Option("canonical", "--to", help="Output format (only canonical keeps `source`)."),
+    from_: Optional[Format] = typer.Option(None, "--from", help="Input format of every source (default: detected per file)."),
+    rejects: Optional[Path] = typer.Option(None, "--rejects", help="Rejects file (default: <output folder>/.rejects/<stem>.rejects.jsonl; none when there is none)."),
     report: Optional[Path] = typer.Option(None, "--report", help="Also write the mix report as JSON (for the audit)."),
     strict: bool = typer.Option(False, "--strict", help="Exit with status 1 if any record is rejected as invalid (not_sampled records do not count)."),
 ) -> None:
@@ -105,6 +114,7 @@ def mix(
     The rejects file holds the unreadable records and, as `not_sampled`, every record a
     source had that the mix did not draw.
     """
+    to, from_ = to.value, from_.value if from_ else None
     check_format(to)
     if no_replacement and with_replacement:
         raise UserError("--no-replacement and --with-replacement contradict each other")
@@ -135,7 +145,7 @@ def mix(
     with RejectsWriter(rejects_path) as rejected:  # bounded memory: sources are spilled, not held
         result = stream_mix(params, output, to, rejected)
     print_mix_table(result.report)
-    notes = [f"output:  {output}", f"rejects: {rejects_path}"]
+    notes = [f"output:  {output}", rejects_note(rejects_path, rejected.total)]
     if report:
         with atomic_path(report) as tmp:
             tmp.write_text(json.dumps(result.report.model_dump(mode="json"), indent=2), encoding="utf-8")

@@ -7,6 +7,7 @@ data commands never load them.
 from __future__ import annotations
 
 import os
+from enum import Enum
 from pathlib import Path
 from typing import List, Optional
 
@@ -31,13 +32,29 @@ def _parse_sets(items: List[str]) -> dict:
     return out
 
 
+class Method(str, Enum):
+    lora = "lora"
+    qlora = "qlora"
+    full = "full"
+    freeze = "freeze"
+
+
+class TrainOn(str, Enum):
+    assistant = "assistant"
+    last = "last"
+    all = "all"
+    weight = "weight"
+
+
 @app.command()
 def train(
-    data: Optional[Path] = typer.Option(None, "--data", help="Training data (any format sftdata reads)."),
+    data_arg: Optional[Path] = typer.Argument(None, metavar="DATA", help="Training data (any format sftdata reads)."),
+    data: Optional[Path] = typer.Option(None, "--data", hidden=True, help="Deprecated: give DATA as the argument."),
     eval_data: Optional[Path] = typer.Option(None, "--eval", help="Held-out data file for eval loss."),
     model: Optional[str] = typer.Option(None, "--model", help="Local model folder (default: bundled SmolLM2-135M-Instruct)."),
-    method: Optional[str] = typer.Option(None, "--method", help="lora | qlora | full | freeze (default lora)."),
-    output_dir: Optional[Path] = typer.Option(None, "-o", "--output-dir", help="Output folder."),
+    method: Optional[Method] = typer.Option(None, "--method", help="Fine-tuning method (default lora)."),
+    output_dir: Optional[Path] = typer.Option(None, "-o", "--output", help="Output folder."),
+    output_dir_old: Optional[Path] = typer.Option(None, "--output-dir", hidden=True, help="Deprecated: -o/--output."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML TrainConfig; flags override its values."),
     epochs: Optional[float] = typer.Option(None, "--epochs", help="Passes over the data."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many optimizer steps."),
@@ -45,7 +62,7 @@ def train(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Sequences (or packed rows) per micro-batch."),
     grad_accum: Optional[int] = typer.Option(None, "--grad-accum", help="Micro-batches per optimizer step."),
     max_length: Optional[int] = typer.Option(None, "--max-length", help="Longest tokenised conversation."),
-    train_on: Optional[str] = typer.Option(None, "--train-on", help="assistant | last | all | weight."),
+    train_on: Optional[TrainOn] = typer.Option(None, "--train-on", help="Which turns are trained."),
     packing: Optional[bool] = typer.Option(None, "--packing/--no-packing", help="Padding-free packing (default on)."),
     eval_split: Optional[float] = typer.Option(None, "--eval-split", help="Fraction held out when no --eval."),
     eval_every: Optional[int] = typer.Option(None, "--eval-every", help="Eval loss every N steps."),
@@ -61,6 +78,16 @@ def train(
     """Fine-tune a causal LM on chat records (LoRA, full or freeze); resumable."""
     from sftdata.trainer.config import build_config, load_config
 
+    if data is not None:
+        console.print("[yellow]note: --data is deprecated; give the data file as the argument: "
+                      "sftdata train DATA[/yellow]")
+    if output_dir_old is not None:
+        console.print("[yellow]note: --output-dir is deprecated; use -o/--output[/yellow]")
+    if data_arg is not None and data is not None and data_arg != data:
+        raise UserError("give the training data once: as DATA (or the deprecated --data)")
+    data, output_dir = data_arg or data, output_dir or output_dir_old
+    method = method.value if method else None
+    train_on = train_on.value if train_on else None
     flags = {
         "data": str(data) if data else None, "eval_data": str(eval_data) if eval_data else None,
         "model": model, "method": method, "output_dir": str(output_dir) if output_dir else None,
@@ -75,7 +102,7 @@ def train(
         cfg = load_config(config, flags)
     else:
         if not data or not output_dir:
-            raise UserError("give --data and -o/--output-dir (or --config FILE)")
+            raise UserError("give DATA and -o/--output (or --config FILE)")
         cfg = build_config({k: v for k, v in flags.items() if v is not None})
     # The trainer writes into (and resumes from) its folder: it must be a folder we can
     # write. A new or empty one is marked as sftdata's; writing into someone else's is said.

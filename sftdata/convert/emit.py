@@ -97,9 +97,21 @@ def _message_json(canonical: bool) -> pl.Expr:
     return pl.concat_str([
         pl.lit('{"role":'), json_string(m.field("role")), pl.lit(',"content":'), json_string(m.field("content")),
         calls_json, _opt("name", m.field("name")), _opt("tool_call_id", m.field("tool_call_id")),
-        _opt("weight", m.field("weight"), _number(m.field("weight"))),
+        _opt("weight", _weight(m, canonical), _number(m.field("weight"))),
         _extra_member(m.field("extra"), as_object=canonical), pl.lit("}"),
     ])
+
+
+def _weight(m, keep_all: bool) -> pl.Expr:
+    """A message's weight: all of them in canonical records, else ``informative_weight``."""
+    return m.field("weight") if keep_all else informative_weight(m)
+
+
+def informative_weight(m) -> pl.Expr:
+    """``sftdata.formats.common.informative_weight`` of a message struct: the weight where
+    it differs from its role's default (assistant 1, others 0), else null."""
+    default = pl.when(m.field("role") == "assistant").then(1.0).otherwise(0.0)
+    return pl.when(m.field("weight") != default).then(m.field("weight"))
 
 
 def _messages_have(messages: pl.Expr, cond: pl.Expr) -> pl.Expr:
@@ -113,11 +125,11 @@ def _openai(frame: pl.DataFrame) -> tuple[pl.Expr, pl.Expr]:
                                     | e.field("tool_calls").list.eval(
                                         _names_any(_E.struct.field("extra"), ("id", "type", "function"))
                                     ).list.any())
+    # Tools are rewritten in OpenAI's shape per tool: those rows take the reference path.
     ok = (_openai_order_ok(messages) & ~_names_any(meta, (*ROW_KEYS["openai"], HINTS_KEY))
-          & ~extras_collide)
+          & ~extras_collide & pl.col("tools").is_null())
     line = pl.concat_str([
-        pl.lit('{"messages":'), _join(messages.list.eval(_message_json(False))),
-        _opt("tools", pl.col("tools"), pl.col("tools")), _spread(meta), pl.lit("}"),
+        pl.lit('{"messages":'), _join(messages.list.eval(_message_json(False))), _spread(meta), pl.lit("}"),
     ])
     return line, ok
 
@@ -164,12 +176,12 @@ def _sharegpt(frame: pl.DataFrame) -> tuple[pl.Expr, pl.Expr]:
     first = messages.list.first().struct
     has_system = first.field("role") == "system"
     column_system = has_system & ~hint
-    system_ok = ~column_system | (first.field("weight").is_null() & first.field("extra").is_null())
+    system_ok = ~column_system | (first.field("weight").fill_null(0.0).eq(0.0) & first.field("extra").is_null())
     role = m.field("role")
     speaker = role.replace({"system": "system", "user": "human", "assistant": "gpt", "tool": "observation"})
     turn = pl.concat_str([
         pl.lit('{"from":'), json_string(speaker), pl.lit(',"value":'), json_string(m.field("content")),
-        _opt("weight", m.field("weight"), _number(m.field("weight"))), _spread(m.field("extra")), pl.lit("}"),
+        _opt("weight", _weight(m, False), _number(m.field("weight"))), _spread(m.field("extra")), pl.lit("}"),
     ])
     turns = pl.when(column_system).then(messages.list.slice(1)).otherwise(messages).list.eval(turn)
     extras_collide = _messages_have(messages, _names_any(m.field("extra"), MESSAGE_KEYS["sharegpt"]))
@@ -177,8 +189,8 @@ def _sharegpt(frame: pl.DataFrame) -> tuple[pl.Expr, pl.Expr]:
           & ~_names_any(plain_meta, (*ROW_KEYS["sharegpt"], HINTS_KEY)))
     line = pl.concat_str([
         pl.lit('{"conversations":'), _join(turns),
-        pl.when(column_system).then(pl.lit(',"system":') + json_string(first.field("content")))
-        .otherwise(pl.lit("")),
+        pl.lit(',"system":'), pl.when(column_system).then(json_string(first.field("content")))
+        .otherwise(pl.lit('""')), pl.lit(',"tools":""'),
         _spread(plain_meta), pl.lit("}"),
     ])
     return line, ok
@@ -204,8 +216,8 @@ def _alpaca(frame: pl.DataFrame) -> tuple[pl.Expr, pl.Expr]:
     line = pl.concat_str([
         pl.lit('{"instruction":'), json_string(contents.list.get(-2, null_on_oob=True)),
         pl.lit(',"input":"","output":'), json_string(contents.list.last()),
-        pl.when(has_system & (system != "")).then(pl.lit(',"system":') + json_string(system)).otherwise(pl.lit("")),
-        pl.when(n > 2).then(pl.lit(',"history":') + hist_text).otherwise(pl.lit("")),
+        pl.lit(',"system":'), pl.when(has_system).then(json_string(system)).otherwise(pl.lit('""')),
+        pl.lit(',"history":'), pl.when(n > 2).then(hist_text).otherwise(pl.lit("[]")),
         _spread(meta), pl.lit("}"),
     ])
     return line, ok
@@ -219,7 +231,35 @@ def _history_json(pairs: pl.Expr) -> pl.Expr:
     return pairs.list.eval(piece).list.join("") + pl.lit("]")
 
 
-EMITTERS = {"alpaca": _alpaca, "sharegpt": _sharegpt, "openai": _openai, "canonical": _canonical}
+def _llamafactory_v1(frame: pl.DataFrame) -> tuple[pl.Expr, pl.Expr]:
+    """Plain conversations (no tool calls, tools, names or message extras) vectorised;
+    the rest by the reference writer."""
+    messages, meta = pl.col("messages"), pl.col("meta")
+    m = _E.struct
+    default = pl.when(m.field("role") == "assistant").then(1.0).otherwise(0.0)
+    message = pl.concat_str([
+        pl.lit('{"role":'), json_string(m.field("role")), pl.lit(',"content":[{"type":"text","value":'),
+        json_string(m.field("content")), pl.lit('}],"loss_weight":'),
+        _number(m.field("weight").fill_null(default)), pl.lit("}"),
+    ])
+    plain = ~_messages_have(messages, m.field("tool_calls").is_not_null() | m.field("name").is_not_null()
+                            | m.field("tool_call_id").is_not_null() | m.field("extra").is_not_null())
+    ok = (_openai_order_ok(messages) & plain & pl.col("tools").is_null()
+          & ~_names_any(meta, (*ROW_KEYS["openai"], HINTS_KEY)))
+    line = pl.concat_str([pl.lit('{"messages":'), _join(messages.list.eval(message)), _spread(meta), pl.lit("}")])
+    return line, ok
+
+
+def _by_reference(frame: pl.DataFrame) -> tuple[pl.Expr, pl.Expr]:
+    """Every row by the reference writer (``prompt_completion``: a split per record)."""
+    none = pl.col("id").is_null() & pl.col("id").is_not_null()  # False, one per row
+    return pl.when(none).then(pl.col("id")), none
+
+
+EMITTERS = {"alpaca": _alpaca, "sharegpt": _sharegpt, "openai": _openai, "canonical": _canonical,
+            "llamafactory_v1": _llamafactory_v1, "prompt_completion": _by_reference}
+# Formats written to JSON / JSON Lines only (their nested parts have no table layout yet).
+JSON_ONLY = ("llamafactory_v1", "prompt_completion")
 
 
 def json_lines(frame: pl.DataFrame, to: str) -> pl.DataFrame:

@@ -16,6 +16,7 @@ from sftdata.convert.fast import run as fast_run
 from sftdata.convert.read import BatchReader, Progress
 from sftdata.convert.write import RecordWriter
 from sftdata.formats import check_format
+from sftdata.mapping import ColumnMapping
 
 
 class Converted(NamedTuple):
@@ -34,21 +35,23 @@ def convert_file(
     fmt: str | None = None,
     progress: Progress | None = None,
     on_rejects: Callable[[list[dict]], None] | None = None,
+    mapping: ColumnMapping | None = None,
 ) -> Converted:
     """Convert a file to format ``to``, file to file; the output is written atomically.
 
     ``on_rejects`` receives the rejects batch by batch as they happen (then the returned
-    ``rejects`` is empty), so a caller can stream them to disk.
+    ``rejects`` is empty), so a caller can stream them to disk. ``mapping`` renames the
+    input's own columns, turn keys and roles (``sftdata.mapping``).
     """
     check_format(to)
-    plan = fast.plan(input, output, to, fmt)
+    plan = fast.plan(input, output, to, fmt) if mapping is None else None
     if plan is not None:
         rows_in, rows_out, rejects = fast_run.convert(plan, progress)
         if on_rejects is not None:
             on_rejects(rejects)
             rejects = []
         return Converted(rows_in, rows_out, rejects, "alpaca")
-    reader = BatchReader(input, fmt, progress=progress)
+    reader = BatchReader(input, fmt, progress=progress, mapping=mapping)
     read_rejects, write_rejects = [], []
     with RecordWriter(output, to) as writer:
         for batch in reader:

@@ -17,7 +17,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import polars as pl
 
@@ -26,10 +26,11 @@ from sftdata.convert.decode import decode
 from sftdata.convert.reference import row_to_record
 from sftdata.convert.shapes import ROW, TEXT, row_shape
 from sftdata.convert.table import table_columns
-from sftdata.errors import UserError
+from sftdata.errors import RecordError, UserError
+from sftdata.inputs import is_hub_id, local_input
 from sftdata.formats import FACT_FIELDS, check_format, detect_format, facts
 from sftdata.jsonvalues import jsonable_frame
-from sftdata.io import EXTENSIONS, check_readable, extension
+from sftdata.io import EXTENSIONS, check_readable, dumps, extension
 from sftdata.rawrows import (
     RawRow,
     json_rows,
@@ -42,6 +43,9 @@ from sftdata.rawrows import (
     table_row,
 )
 from sftdata.records import FRAME_SCHEMA, empty_frame, frame_from_records
+
+if TYPE_CHECKING:
+    from sftdata.mapping import ColumnMapping
 
 Progress = Callable[[int], None]
 BATCH_BYTES = 32 << 20  # JSON Lines read per batch
@@ -117,20 +121,36 @@ class BatchReader:
 
     def __init__(self, path: str | os.PathLike, fmt: str | None = None, source: str | None = None,
                  progress: Progress | None = None, vectorised: bool = True,
-                 batch_bytes: int = BATCH_BYTES, batch_rows: int = BATCH_ROWS):
-        self.path = Path(path)
+                 batch_bytes: int = BATCH_BYTES, batch_rows: int = BATCH_ROWS,
+                 mapping: ColumnMapping | None = None):
+        if str(path) != "-" and not is_hub_id(str(path)):
+            check_readable(Path(path))
+        self.local = local_input(path)  # stdin, .gz/.zst, Arrow streams, Hub ids -> a plain file
+        self.path = self.local.path
         self.kind = extension(self.path)
         check_readable(self.path)
-        self.source = source or self.path.name
+        self.source = source or self.local.name
         self.progress, self.vectorised = progress, vectorised
         self.batch_bytes, self.batch_rows = batch_bytes, batch_rows
         self.info = parquet_info(self.path) if self.kind == ".parquet" else {}
         self.json_rows: list[RawRow] | None = None
+        self.mapping = mapping
+        self._renames: dict[str, str] = {}
+        if mapping is not None and self.kind not in (".jsonl", ".json") and not mapping.turn_level:
+            # table columns are renamed in polars (vectorised); rows keep nothing to map
+            self._renames = {theirs: ours for ours, theirs in mapping.columns.items()}
+            self.mapping = None
         head, any_rows = self._head()
         if any_rows and not head and not fmt:
-            raise UserError(nothing_readable(self.path, self._head_errors))
+            raise UserError(nothing_readable(Path(path), self._head_errors, mapped=mapping is not None))
+        fmt = fmt or (mapping.format if mapping is not None else None)
         self.format = check_format(fmt) if fmt else (detect_format(head) if any_rows else "canonical")
-        self.shape = row_shape(self.format, head)
+        if self.mapping is not None:
+            self.mapping = self.mapping.for_format(self.format)
+            self.vectorised = False  # mapped JSON rows are renamed one by one (reference path)
+        if self.format not in build.BUILDERS:
+            self.vectorised = False  # prompt_completion: read by the reference converter
+        self.shape = row_shape(self.format, head) if self.vectorised else None
         self.rows_in, self.rejected = 0, 0
         self.facts: dict[str, int] = {}
 
@@ -147,7 +167,7 @@ class BatchReader:
                         line = strip_bom(line) if number == 1 else line
                         if line.strip():
                             seen = True
-                            row = decode_line(number, line.rstrip(b"\n").rstrip(b"\r"))
+                            row = self._mapped(decode_line(number, line.rstrip(b"\n").rstrip(b"\r")))
                             if row.data is not None:
                                 good.append(row.data)
                                 if len(good) >= HEAD_ROWS:
@@ -157,19 +177,43 @@ class BatchReader:
             elif self.kind == ".json":
                 self.json_rows = list(json_rows(self.path, self.path.read_bytes()))
                 seen = bool(self.json_rows)
-                good = [r.data for r in self.json_rows if r.data is not None][:HEAD_ROWS]
+                good = [m.data for m in map(self._mapped, self.json_rows[:HEAD_ROWS * 2])
+                        if m.data is not None][:HEAD_ROWS]
                 self._head_errors = [r.error for r in self.json_rows if r.data is None]
             else:
-                frame = read_table(self.path).head(HEAD_ROWS).collect()
+                frame = self._table().head(HEAD_ROWS).collect()
                 seen = frame.height > 0
                 try:
                     frame = jsonable_frame(frame)
                 except TypeError:
                     pass
                 good = [table_row(r, True, self.info) for r in frame.iter_rows(named=True)]
+                good = [m.data for m in (self._mapped(RawRow(i, r)) for i, r in enumerate(good))
+                        if m.data is not None]
         except (OSError, pl.exceptions.PolarsError) as exc:
             raise UserError(f"{self.path}: cannot read ({str(exc).splitlines()[0]})") from None
         return good, seen
+
+    def _table(self) -> pl.LazyFrame:
+        """The table file, with the mapping's column renames (polars refuses a clash)."""
+        query = read_table(self.path)
+        if self._renames:
+            names = query.collect_schema().names()
+            clash = [ours for theirs, ours in self._renames.items() if theirs in names and ours in names]
+            if clash:
+                raise UserError(f"{self.local.name}: has both a column mapped to {clash[0]!r} and one "
+                                f"named {clash[0]!r}; map or drop one")
+            query = query.rename(self._renames, strict=False)
+        return query
+
+    def _mapped(self, row: RawRow) -> RawRow:
+        """A decoded row renamed by the column/role mapping (a clash is a reject)."""
+        if self.mapping is None or row.data is None:
+            return row
+        try:
+            return RawRow(row.location, self.mapping.apply(row.data))
+        except RecordError as exc:
+            return RawRow(row.location, None, dumps(row.data), exc.reason)
 
     # -- batches ---------------------------------------------------------------------
     def __iter__(self) -> Iterator[Batch]:
@@ -235,7 +279,7 @@ class BatchReader:
             yield self._counted(batch)
 
     def _table_batches(self) -> Iterator[Batch]:
-        query = read_table(self.path).with_row_index(ROW)
+        query = self._table().with_row_index(ROW)
         for batch in query.collect_batches(chunk_size=self.batch_rows):
             batch = batch.with_columns(pl.col(ROW).cast(pl.Int64))
             columns = table_columns(batch, self.format, self.info) if self.vectorised else None
@@ -273,7 +317,7 @@ class BatchReader:
         records, numbers, rejects, raw_facts = [], [], [], []
         fact_field = FACT_FIELDS.get(self.format)
         for row in slow_rows:
-            record, reject = row_to_record(row, self.format, self.source)
+            record, reject = row_to_record(self._mapped(row), self.format, self.source)
             if record is None:
                 rejects.append(reject)
                 continue
@@ -303,21 +347,27 @@ class BatchReader:
         return Batch(frame, rejects, rows_in, batch_facts)
 
 
-_COMPRESSED = {b"\x1f\x8b": "gzip", b"\x28\xb5\x2f\xfd": "zstd", b"BZh": "bzip2",
-               b"\xfd7zXZ\x00": "xz", b"PK\x03\x04": "zip"}
+_COMPRESSED = {b"\x1f\x8b": ("gzip", ".gz"), b"\x28\xb5\x2f\xfd": ("zstd", ".zst"),
+               b"BZh": ("bzip2", None), b"\xfd7zXZ\x00": ("xz", None), b"PK\x03\x04": ("zip", None)}
 
 
-def nothing_readable(path: Path, errors: list[str]) -> str:
+def nothing_readable(path: Path, errors: list[str], mapped: bool = False) -> str:
     """Why a file none of whose rows decoded has no detectable format, in one line."""
-    with open(path, "rb") as f:
-        head = f.read(8)
-    for magic, kind in _COMPRESSED.items():
+    head = b""
+    if path.is_file():
+        with open(path, "rb") as f:
+            head = f.read(8)
+    for magic, (kind, suffix) in _COMPRESSED.items():
         if head.startswith(magic):
+            if suffix:  # read transparently when the name says so
+                return f"{path}: this is a {kind}-compressed file; name it {path.name}{suffix} to read it as one"
             return (f"{path}: this is a {kind}-compressed file; decompress it first "
-                    f"(sftdata reads plain {', '.join(EXTENSIONS)} files)")
+                    f"(sftdata reads plain {', '.join(EXTENSIONS)} files, and .gz / .zst ones)")
     reasons = ", ".join(f"{reason} {n}" for reason, n in Counter(errors).most_common())
-    return (f"{path}: none of its {len(errors):,} rows is a readable record ({reasons}); is it "
-            f"really {path.suffix or 'JSON'}? (--from FORMAT keeps them all as rejects)")
+    why = f"none of its {len(errors):,} rows is a readable record ({reasons})"
+    if mapped and all(e.startswith("column_conflict") for e in errors):
+        return f"{path}: {why}; the --columns mapping clashes with columns the file has"
+    return f"{path}: {why}; is it really {path.suffix or 'JSON'}? (--from FORMAT keeps them all as rejects)"
 
 
 def _ahead(items: Iterator[Batch]) -> Iterator[Batch]:
@@ -333,9 +383,10 @@ def _ahead(items: Iterator[Batch]) -> Iterator[Batch]:
 
 
 def read_batches(path: str | os.PathLike, fmt: str | None = None, source: str | None = None,
-                 progress: Progress | None = None, vectorised: bool = True) -> BatchReader:
+                 progress: Progress | None = None, vectorised: bool = True,
+                 mapping: ColumnMapping | None = None) -> BatchReader:
     """``BatchReader(...)``: iterate it for the batches."""
-    return BatchReader(path, fmt, source, progress, vectorised)
+    return BatchReader(path, fmt, source, progress, vectorised, mapping=mapping)
 
 
 def read_canonical(
@@ -344,13 +395,15 @@ def read_canonical(
     source: str | None = None,
     progress: Progress | None = None,
     vectorised: bool = True,
+    mapping: ColumnMapping | None = None,
 ) -> ReadResult:
     """Read a .json/.jsonl/.parquet/.csv file in any format into the canonical frame.
 
     ``fmt`` forces the input format (else it is detected from the columns); ``source``
-    names the records' origin (default: the file name).
+    names the records' origin (default: the file name); ``mapping`` renames the file's
+    own columns, turn keys and roles (``sftdata.mapping``).
     """
-    reader = BatchReader(path, fmt, source, progress, vectorised)
+    reader = BatchReader(path, fmt, source, progress, vectorised, mapping=mapping)
     frames, rejects = [], []
     for batch in reader:
         frames.append(batch.frame)

@@ -1,4 +1,5 @@
-"""The rejects file as the commands write it: each reject as it comes, none kept.
+"""The rejects file as the commands write it: each reject as it comes, none kept, and
+no file at all when there is none.
 
 ``RejectsWriter`` is a context manager (the file appears, atomically, when the block
 ends). Step rejects are written from the rejected frame in polars, the record as its
@@ -16,24 +17,41 @@ import polars as pl
 
 from sftdata.convert import emit
 from sftdata.io import atomic_path, dumps
+from sftdata.ownership import is_ours
 
 
 class RejectsWriter:
     """The rejects file, written as the rejects come and kept in no list (atomic: the
-    file appears when the block ends). ``counts`` are rejects by reason so far."""
+    file appears when the block ends). ``counts`` are rejects by reason so far.
+
+    No file is written when there is no reject (``written`` says whether one was); a
+    rejects file sftdata wrote there earlier is then removed, so what is left on disk
+    is this run's.
+    """
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self.counts: dict[str, int] = {}
         self._stack = contextlib.ExitStack()
+        self._out = None
 
     def __enter__(self) -> RejectsWriter:
-        self._tmp = self._stack.enter_context(atomic_path(self.path))
-        self._out = self._stack.enter_context(open(self._tmp, "wb"))
         return self
 
     def __exit__(self, *exc):
+        if self._out is None and exc[0] is None and is_ours(self.path):
+            self.path.unlink()  # an earlier run's rejects: none this time
         return self._stack.__exit__(*exc)
+
+    @property
+    def written(self) -> bool:
+        return self._out is not None
+
+    def _file(self):
+        if self._out is None:
+            self._tmp = self._stack.enter_context(atomic_path(self.path))
+            self._out = self._stack.enter_context(open(self._tmp, "wb"))
+        return self._out
 
     @property
     def total(self) -> int:
@@ -46,7 +64,7 @@ class RejectsWriter:
     def add(self, rejects: list[dict]) -> None:
         """Reject entries (``sftdata.rejects.make_reject``)."""
         for reject in rejects:
-            self._out.write((dumps(reject) + "\n").encode("utf-8"))
+            self._file().write((dumps(reject) + "\n").encode("utf-8"))
         self._count(r["reason"] for r in rejects)
 
     def add_rejected(self, rejected: pl.DataFrame, stage: str) -> None:
@@ -61,5 +79,5 @@ class RejectsWriter:
             emit.json_string(pl.col("reason")), pl.lit(',"detail":'), pl.col("detail").fill_null("null"),
             pl.lit(',"id":'), emit.json_string(pl.col("id")), pl.lit(',"record":'), record, pl.lit("}"),
         ]).alias("l"))
-        lines.write_csv(self._out, include_header=False, quote_style="never")
+        lines.write_csv(self._file(), include_header=False, quote_style="never")
         self._count(rejected["reason"].to_list())

@@ -26,6 +26,7 @@ import contextlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -33,7 +34,9 @@ import polars as pl
 
 from sftdata.convert import emit
 from sftdata.convert.reference import record_to_row
+from sftdata.errors import UserError
 from sftdata.formats import check_format
+from sftdata.inputs import STDIO, compression, open_compressed
 from sftdata.io import atomic_path, column_kind, dumps, extension, parquet_metadata, table_column
 from sftdata.records import FRAME_SCHEMA, MESSAGE_DTYPE, records_from_frame
 
@@ -56,13 +59,24 @@ class RecordWriter:
     def __init__(self, path: str | os.PathLike, to: str):
         self.path, self.to = Path(path), check_format(to)
         self.kind = extension(self.path)
+        if self.kind == ".arrow":
+            raise UserError(f"{path}: sftdata reads Arrow files but writes .parquet (or .jsonl, .json, .csv)")
+        if self.to in emit.JSON_ONLY and self.kind not in (".jsonl", ".json"):
+            raise UserError(f"{path}: {self.to} is written as .jsonl or .json")
+        self.stdout = str(path) == STDIO
+        self.compression = compression(self.path)
         self.rows = 0
         self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> RecordWriter:
+        if self.stdout:  # JSON Lines to standard output, as the rows come
+            self._out = sys.stdout.buffer
+            self._stack.callback(self._out.flush)
+            return self
         self._tmp = self._stack.enter_context(atomic_path(self.path))
         if self.kind in (".jsonl", ".json"):
-            self._out = self._stack.enter_context(open(self._tmp, "wb"))
+            self._out = self._stack.enter_context(open_compressed(self._tmp, "wb") if self.compression
+                                                  else open(self._tmp, "wb"))
             if self.kind == ".json":
                 self._out.write(b"[")
         else:
@@ -160,8 +174,9 @@ class RecordWriter:
         messages = pl.col("messages")
         if to == "canonical":
             return frame.select(FRAME_SCHEMA.names())
+        weight = emit.informative_weight(m)
         if to == "openai":
-            return frame.select(messages, pl.col("tools"))
+            return frame.select(messages.list.eval(m.with_fields(weight.alias("weight"))), pl.col("tools"))
         first = messages.list.first().struct
         has_system = (first.field("role") == "system").fill_null(False)
         if to == "sharegpt":
@@ -170,10 +185,10 @@ class RecordWriter:
             body = pl.when(column).then(messages.list.slice(1)).otherwise(messages)
             speaker = m.field("role").replace({"user": "human", "assistant": "gpt", "tool": "observation"})
             turns = body.list.eval(pl.struct(speaker.alias("from"), m.field("content").alias("value"),
-                                             m.field("weight").alias("weight"), m.field("extra").alias("extra")))
+                                             weight.alias("weight"), m.field("extra").alias("extra")))
             return frame.select(turns.alias("conversations"),
-                                pl.when(column).then(first.field("content")).alias("system"),
-                                pl.lit(None, dtype=pl.String).alias("tools"))
+                                pl.when(column).then(first.field("content")).otherwise(pl.lit("")).alias("system"),
+                                pl.lit("").alias("tools"))
         body = pl.when(has_system).then(messages.list.slice(1)).otherwise(messages)
         contents = body.list.eval(m.field("content"))
         n = contents.list.len()
@@ -182,8 +197,8 @@ class RecordWriter:
         return frame.select(
             contents.list.get(-2, null_on_oob=True).alias("instruction"), pl.lit("").alias("input"),
             contents.list.last().alias("output"),
-            pl.when(has_system & (first.field("content") != "")).then(first.field("content")).alias("system"),
-            history.alias("history"),
+            pl.when(has_system).then(first.field("content")).otherwise(pl.lit("")).alias("system"),
+            history.otherwise(pl.lit([], dtype=pl.List(pl.List(pl.String)))).alias("history"),
         )
 
     def _fast_extras(self, frame: pl.DataFrame) -> list[dict]:
@@ -240,6 +255,11 @@ class RecordWriter:
         if self.kind == ".parquet":
             info = {"format": self.to, "message_extra": "extra"}
             query.sink_parquet(self._tmp, metadata=parquet_metadata(json_columns, **info))
+        elif self.compression:  # CSV, then compressed into the target's temp file
+            plain = self._parts_dir / "all.csv"
+            query.sink_csv(plain)
+            with open(plain, "rb") as f, open_compressed(self._tmp, "wb") as out:
+                shutil.copyfileobj(f, out, 8 << 20)
         else:
             query.sink_csv(self._tmp)
 

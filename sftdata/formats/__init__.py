@@ -11,7 +11,7 @@ from types import SimpleNamespace
 from typing import Iterable
 
 from sftdata.errors import RecordError, UserError
-from sftdata.formats import alpaca, openai, sharegpt
+from sftdata.formats import alpaca, llamafactory_v1, openai, prompt_completion, sharegpt
 from sftdata.formats.common import check_value
 from sftdata.records import clean_message
 
@@ -69,6 +69,8 @@ FORMATS = {
     "alpaca": alpaca,
     "sharegpt": sharegpt,
     "openai": openai,
+    "llamafactory_v1": llamafactory_v1,
+    "prompt_completion": prompt_completion,
     "canonical": SimpleNamespace(to_canonical=_canonical_to, from_canonical=_canonical_from),
 }
 # The raw field a format's ``facts`` hook counts over (the audit shows the facts).
@@ -107,10 +109,14 @@ def detect_format(rows: Iterable[dict]) -> str:
     if "conversations" in columns:
         return "sharegpt"
     if "messages" in columns:
-        return "openai"
+        return "openai"  # LLaMA-Factory v1 samples too: the OpenAI rules read them
+    if {"prompt", "completion"} <= columns:
+        return "prompt_completion"
     if "instruction" in columns or "output" in columns:
         return "alpaca"
     shown = ", ".join(sorted(columns)[:8]) or "none"
     raise UserError(
-        f"cannot tell the format from the columns ({shown}); pass --from alpaca|sharegpt|openai"
+        f"cannot tell the format from the columns ({shown}); pass --from alpaca|sharegpt|openai, "
+        "or map the columns: --columns THEIRS=OURS,... (e.g. question=instruction,response=output; "
+        "conversation=messages), --roles bot=assistant,..., or --dataset-info FILE --name N"
     )

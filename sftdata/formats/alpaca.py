@@ -4,7 +4,8 @@ To canonical: optional system message, each history pair as user/assistant, then
 user = instruction + "\\n" + input (``join_prompt``: just instruction when input is
 empty, missing or null), then assistant = output. Back: the last user/assistant pair
 becomes instruction/output with input "", earlier pairs become ``history``, a leading
-system message becomes ``system``. A record with tools or tool turns, or one that does
+system message becomes ``system``. Every column is written, empty where absent
+(``system`` "", ``history`` []): loaders index every column their config names. A record with tools or tool turns, or one that does
 not end with an assistant turn, is rejected as ``not_representable_as_alpaca``; so is
 one with per-message loss weights other than the implied ones (assistant 1, others 0),
 and one whose messages carry keys Alpaca has no place for (``:message_fields``).
@@ -15,7 +16,7 @@ The one lossy step: a non-empty ``input`` comes back merged into ``instruction``
 >>> [m["content"] for m in rec["messages"]]
 ['Add\\n2+2', '4']
 >>> from_canonical(rec)
-{'instruction': 'Add\\n2+2', 'input': '', 'output': '4'}
+{'instruction': 'Add\\n2+2', 'input': '', 'output': '4', 'system': '', 'history': []}
 """
 
 from __future__ import annotations
@@ -96,12 +97,8 @@ def from_canonical(record: dict) -> dict:
         "instruction": messages[-2]["content"],
         "input": "",
         "output": messages[-1]["content"],
+        "system": system or "",
+        "history": [[messages[i]["content"], messages[i + 1]["content"]]
+                    for i in range(0, len(messages) - 2, 2)],
     }
-    if system:
-        out["system"] = system
-    if len(messages) > 2:
-        out["history"] = [
-            [messages[i]["content"], messages[i + 1]["content"]]
-            for i in range(0, len(messages) - 2, 2)
-        ]
     return spread_meta(out, record.get("meta") or {}, "alpaca")

@@ -136,6 +136,40 @@ def weight_of(obj: dict) -> tuple[float | None, str | None]:
     return weight, key
 
 
+def default_weight(role: str) -> float:
+    """The loss weight every loader assumes when a message has none: 1 for assistant
+    turns, 0 for the others (OpenAI fine-tuning, LLaMA-Factory, axolotl, TRL)."""
+    return 1.0 if role == "assistant" else 0.0
+
+
+def informative_weight(role: str, weight: float | None) -> float | None:
+    """``weight`` when it says something the role does not (writers omit the rest).
+
+    >>> informative_weight("user", 0.0), informative_weight("assistant", 0.0)
+    (None, 0.0)
+    """
+    return None if weight is None or weight == default_weight(role) else weight
+
+
+def openai_tool(spec: dict) -> dict:
+    """A tool spec in OpenAI's shape, ``{"type": "function", "function": {...}}``; a spec
+    already in that shape (or of another type) is kept as it is.
+
+    >>> openai_tool({"name": "f", "parameters": {}})
+    {'type': 'function', 'function': {'name': 'f', 'parameters': {}}}
+    """
+    return spec if "type" in spec and ("function" in spec or spec.get("type") != "function") else \
+        {"type": "function", "function": spec}
+
+
+def bare_tool(spec: dict) -> dict:
+    """The function spec inside OpenAI's ``{"type": "function", "function": {...}}``
+    (``openai_tool``'s inverse); any other spec as it is."""
+    if set(spec) == {"type", "function"} and spec["type"] == "function" and isinstance(spec["function"], dict):
+        return spec["function"]
+    return spec
+
+
 def parse_tools(value: Any) -> list | None:
     """A ``tools`` column: a JSON string or a list of specs; ``bad_tools`` otherwise."""
     if value is None:

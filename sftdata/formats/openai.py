@@ -5,7 +5,10 @@
 non-text part is rejected as ``unsupported_content:<type>``. ``weight`` (OpenAI
 fine-tuning) and ``loss_weight`` become the message's ``weight``. Every other key of a
 message (``reasoning_content``, ``refusal``, ``id``...) and of a tool call (``index``)
-is kept in its ``extra`` and written back in place. The rules checked: a
+is kept in its ``extra`` and written back in place. Written in OpenAI's shape: each tool
+as ``{"type": "function", "function": {...}}`` (bare specs are read too), and a
+``weight`` only where it differs from the role's default (assistant 1, others 0).
+The rules checked: a
 system message only first, a tool message only after a tool-calling assistant turn
 (or another tool message), at least one assistant turn, and the last turn an
 assistant one.
@@ -18,11 +21,16 @@ assistant one.
 
 from __future__ import annotations
 
+import json
+
 from sftdata.errors import RecordError
 from sftdata.formats.common import (
+    bare_tool,
     check_value,
     extra_fields,
+    informative_weight,
     make_tool_call,
+    openai_tool,
     parse_tools,
     require_content,
     require_list,
@@ -35,6 +43,24 @@ from sftdata.records import ROLES, clean_message
 FIELDS = ("messages", "tools")
 MESSAGE_KEYS = ("role", "content", "tool_calls", "name", "tool_call_id")
 CALL_KEYS = ("id", "type", "function")
+
+
+def _part_calls(message: dict) -> list[dict]:
+    """LLaMA-Factory v1's ``tool_call`` content parts (``{"name", "arguments"}`` JSON) as
+    OpenAI tool calls."""
+    content = message.get("content")
+    calls = []
+    for part in content if isinstance(content, list) else []:
+        if isinstance(part, dict) and part.get("type") == "tool_call":
+            try:
+                value = json.loads(part.get("value", part.get("text")))
+            except (TypeError, json.JSONDecodeError):
+                raise RecordError("bad_tool_call") from None
+            if not isinstance(value, dict):
+                raise RecordError("bad_tool_call")
+            calls.append({"type": "function", "function": {"name": value.get("name"),
+                                                           "arguments": value.get("arguments")}})
+    return calls
 
 
 def _content(message: dict) -> str:
@@ -54,6 +80,8 @@ def _content(message: dict) -> str:
             continue
         if not isinstance(part, dict):
             raise RecordError("bad_content_part")
+        if part.get("type") == "tool_call":
+            continue  # read by _part_calls
         if part.get("type", "text") != "text":
             raise RecordError(f"unsupported_content:{part.get('type')}")
         text = part.get("text", part.get("value"))
@@ -90,7 +118,10 @@ def _message(message) -> dict:
     if role not in ROLES:
         raise RecordError(f"unknown_role:{role}")
     out = {"role": role, "content": _content(message)}
-    calls = _tool_calls(message.get("tool_calls"))
+    part_calls = _part_calls(message)
+    if part_calls and message.get("tool_calls"):
+        raise RecordError("bad_tool_call")  # two places for the calls
+    calls = _tool_calls(message.get("tool_calls") or part_calls or None)
     if calls:
         if role != "assistant":
             raise RecordError("bad_tool_call")
@@ -144,11 +175,15 @@ def to_canonical(row: dict) -> dict:
     check_order(messages)
     meta = extra_fields(row, FIELDS)
     check_value(meta)
-    return {"messages": messages, "tools": parse_tools(row.get("tools")), "meta": meta}
+    tools = parse_tools(row.get("tools"))
+    tools = None if tools is None else [bare_tool(t) for t in tools]  # canonical: bare specs
+    return {"messages": messages, "tools": tools, "meta": meta}
 
 
 def _out_message(message: dict) -> dict:
     out = clean_message(message)
+    if informative_weight(out["role"], out.get("weight")) is None:
+        out.pop("weight", None)
     extra = out.pop("extra", None) or {}
     calls = []
     for call in out.get("tool_calls") or []:
@@ -173,5 +208,5 @@ def from_canonical(record: dict) -> dict:
         raise RecordError(f"not_representable_as_openai:{exc.reason}") from None
     out = {"messages": [_out_message(m) for m in record["messages"]]}
     if record.get("tools") is not None:
-        out["tools"] = record["tools"]
+        out["tools"] = [openai_tool(t) for t in record["tools"]]
     return spread_meta(out, record.get("meta") or {}, "openai")

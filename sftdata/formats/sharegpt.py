@@ -7,7 +7,10 @@ alternate human-or-observation then gpt-or-function_call; the conversation ends 
 gpt or function_call. ``function_call`` is an assistant turn with ``tool_calls`` (its
 value is ``{"name", "arguments"}`` JSON, or a list of them), ``observation`` a ``tool``
 turn. ``tools`` is a JSON string of function specs. A per-turn loss ``weight`` (or
-``loss_weight``) is kept on the turn; LLaMA-Factory ignores the extra key. Any other
+``loss_weight``) is kept on the turn where it differs from the role's default
+(``common.informative_weight``); LLaMA-Factory ignores the extra key. Every column is
+written, empty where absent (``system`` "", ``tools`` ""), since LLaMA-Factory indexes
+each column its entry names. Any other
 key of a turn (``id``, ``timestamp``, ``reasoning_content``...) rides in the message's
 ``extra`` and is written back on the turn.
 
@@ -19,8 +22,8 @@ in ``meta`` and written back as long as it still encodes the same value.
 ...                                        {"from": "gpt", "value": "hello"}]})
 >>> [m["role"] for m in rec["messages"]]
 ['user', 'assistant']
->>> from_canonical(rec)["conversations"][1]
-{'from': 'gpt', 'value': 'hello'}
+>>> from_canonical(rec)
+{'conversations': [{'from': 'human', 'value': 'hi'}, {'from': 'gpt', 'value': 'hello'}], 'system': '', 'tools': ''}
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from sftdata.formats.common import (
     decode_arguments,
     extra_fields,
     hints,
+    informative_weight,
     make_tool_call,
     parse_tools,
     require_content,
@@ -195,8 +199,9 @@ def from_canonical(record: dict) -> dict:
                     "value": _function_call_value(message, raw_calls.get(str(index)))}
         else:
             turn = {"from": "gpt", "value": message["content"]}
-        if message.get("weight") is not None:
-            turn["weight"] = message["weight"]
+        weight = informative_weight(role, message.get("weight"))
+        if weight is not None:
+            turn["weight"] = weight
         if message.get("tool_calls") == []:
             turn["tool_calls"] = []
         if any(c.get("extra") for c in message.get("tool_calls") or []):
@@ -209,15 +214,17 @@ def from_canonical(record: dict) -> dict:
     first = record["messages"][0]
     if system is not None and hints(meta).get("system_turn"):
         turn = {"from": "system", "value": system}
-        if first.get("weight") is not None:
+        if informative_weight("system", first.get("weight")) is not None:
             turn["weight"] = first["weight"]
         conversations.insert(0, spread(turn, first.get("extra") or {}, "sharegpt"))
     elif system is not None:
-        if first.get("weight") is not None or first.get("extra") or first.get("name") is not None:
+        if informative_weight("system", first.get("weight")) is not None or first.get("extra") \
+                or first.get("name") is not None:
             raise _not_representable("system_fields")
         out["system"] = system
-    out = {"conversations": conversations, **out}
+    out = {"conversations": conversations, "system": out.get("system", "")}
     tools = record.get("tools")
+    out["tools"] = ""
     if tools is not None:
         kept = raw.get("tools")
         out["tools"] = kept if kept is not None and _same_json(kept, tools) else _dump(tools)

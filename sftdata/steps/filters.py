@@ -40,10 +40,30 @@ class FilterConfig(BaseModel):
     steps: list[StepSpec] = Field(description="Steps to run, in order.")
 
 
-def steps_from_config(data: dict, where: str = "config") -> list[Step]:
-    """Build the steps a parsed config names; a one-line error on any bad entry."""
+OLD_GRAMMAR_NOTE = ("uses the old `- name: x` / `params:` step entries; write them as in recipes, "
+                    "`- x: {params}` (the old form still works)")
+
+
+def _entry(item):
+    """A step entry in the recipe grammar (``x`` or ``{x: params}``) as a ``StepSpec`` dict."""
+    if isinstance(item, str):
+        return {"name": item}
+    if isinstance(item, dict) and len(item) == 1 and "name" not in item:
+        (name, params), = item.items()
+        return {"name": name, "params": params or {}}
+    return item  # the old grammar ({name, params}), or something the model rejects
+
+
+def steps_from_config(data: dict, where: str = "config", note=None) -> list[Step]:
+    """Build the steps a parsed config names; a one-line error on any bad entry.
+
+    Entries use the recipes' grammar (``- exact_dedup: {}``); the old ``- name: x`` /
+    ``params: {...}`` form is read too, and ``note`` (if given) is told it is deprecated.
+    """
     if isinstance(data, dict) and isinstance(data.get("steps"), list):
-        data = {**data, "steps": [{"name": s} if isinstance(s, str) else s for s in data["steps"]]}
+        if note and any(isinstance(s, dict) and "name" in s for s in data["steps"]):
+            note(f"{where}: {OLD_GRAMMAR_NOTE}")
+        data = {**data, "steps": [_entry(s) for s in data["steps"]]}
     try:
         config = FilterConfig.model_validate(data)
     except ValidationError as exc:
@@ -60,7 +80,7 @@ def steps_from_config(data: dict, where: str = "config") -> list[Step]:
     return steps
 
 
-def load_filter_config(path: str | os.PathLike) -> list[Step]:
+def load_filter_config(path: str | os.PathLike, note=None) -> list[Step]:
     """The steps of a YAML filter config file (see ``sftdata/data/default_filters.yaml``)."""
     path = Path(path)
     if not path.is_file():
@@ -69,7 +89,7 @@ def load_filter_config(path: str | os.PathLike) -> list[Step]:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    return steps_from_config(data, str(path))
+    return steps_from_config(data, str(path), note)
 
 
 def default_filter_steps() -> list[Step]:

@@ -69,14 +69,16 @@ def test_sharegpt_round_trip_keeps_unknown_turn_keys(tmp_path):
     rows = [{"conversations": [
         {"from": "system", "value": "Be brief.", "id": 0},
         {"from": "human", "value": "hi", "timestamp": "2024-05-01T10:00:00Z", "lang": "en"},
-        {"from": "gpt", "value": "hello", "weight": 1.0, "score": 0.9},
+        {"from": "gpt", "value": "hello", "weight": 0.0, "score": 0.9},
     ], "source_id": "x1"}]
     src = jsonl(tmp_path / "in.jsonl", rows)
     for ext in (".jsonl", ".parquet"):
         mid = tmp_path / f"mid{ext}"
         assert run("convert", src, "-o", mid, "--to", "sharegpt").returncode == 0
         assert run("convert", mid, "-o", tmp_path / "out.jsonl", "--to", "sharegpt").returncode == 0
-        assert rows_of(tmp_path / "out.jsonl") == rows
+        # every column of the format is written, empty where absent
+        assert rows_of(tmp_path / "out.jsonl") == [{"conversations": rows[0]["conversations"], "system": "",
+                                                    "tools": "", "source_id": "x1"}]
 
 
 def test_to_alpaca_a_colliding_column_is_a_reject_not_a_loss(tmp_path):
@@ -86,8 +88,9 @@ def test_to_alpaca_a_colliding_column_is_a_reject_not_a_loss(tmp_path):
     src = jsonl(tmp_path / "in.jsonl", rows)
     result = run("convert", src, "-o", tmp_path / "out.jsonl", "--to", "alpaca")
     assert result.returncode == 0, result.stderr
-    assert rows_of(tmp_path / "out.jsonl") == [{"instruction": "q2", "input": "", "output": "a2", "tag": "ok"}]
-    (reject,) = rows_of(tmp_path / "out.rejects.jsonl")
+    assert rows_of(tmp_path / "out.jsonl") == [{"instruction": "q2", "input": "", "output": "a2", "system": "",
+                                                "history": [], "tag": "ok"}]
+    (reject,) = rows_of(tmp_path / ".rejects" / "out.rejects.jsonl")
     assert reject["reason"].startswith("not_representable_as_alpaca:field_collision:")
     assert_writes_agree(read_canonical(src).frame, "alpaca", tmp_path)
 
@@ -149,7 +152,7 @@ def test_mixed_and_huge_values_in_one_column_round_trip_through_parquet(tmp_path
     for step in (("convert", src, "-o", mid, "--to", "alpaca"), ("convert", mid, "-o", out, "--to", "alpaca")):
         result = run(*step)
         assert result.returncode == 0, result.stderr
-    assert rows_of(out) == [{**r, "input": ""} for r in rows]
+    assert rows_of(out) == [{**r, "input": "", "system": "", "history": []} for r in rows]
 
 
 def test_weights_json_cannot_hold_are_rejects_and_the_output_stays_json(tmp_path):
@@ -167,7 +170,7 @@ def test_weights_json_cannot_hold_are_rejects_and_the_output_stays_json(tmp_path
     text = (tmp_path / "out.jsonl").read_text()
     assert "NaN" not in text and "Infinity" not in text
     assert len(rows_of(tmp_path / "out.jsonl")) == 1
-    reasons = {r["location"]: r["reason"] for r in rows_of(tmp_path / "out.rejects.jsonl")}
+    reasons = {r["location"]: r["reason"] for r in rows_of(tmp_path / ".rejects" / "out.rejects.jsonl")}
     assert reasons == {1: "non_finite_number", 2: "non_finite_number", 3: "bad_weight", 4: "non_finite_number"}
     assert_reads_agree(src)
 

@@ -91,7 +91,7 @@ def test_every_pathological_line_in_one_file_through_the_command(tmp_path):
         result = subprocess.run([SFTDATA, "convert", path, "-o", out, "--to", to], capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
         assert len(list(read_rows(out))) == 2
-        rejects = [json.loads(x) for x in (tmp_path / f"out-{to}.rejects.jsonl").read_text().splitlines()]
+        rejects = [json.loads(x) for x in (tmp_path / ".rejects" / f"out-{to}.rejects.jsonl").read_text().splitlines()]
         assert [r["location"] for r in rejects] == list(range(2, 2 + len(PATHOLOGICAL)))
 
 

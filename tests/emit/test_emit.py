@@ -135,15 +135,37 @@ def test_every_real_world_output_loads_with_its_entry(converted):
     assert checked == 18
 
 
-def test_documented_full_entries_name_columns_some_outputs_lack(converted):
-    """Why the entry names only present columns: LLaMA-Factory's documented Alpaca entry
-    (system + history) fails on an output that has neither column."""
-    _, _, path = next(c for c in converted if c[:2] == ("alpaca_en_demo", "alpaca"))
-    documented = {"file_name": path.name, "columns": {"prompt": "instruction", "query": "input",
-                                                      "response": "output", "system": "system", "history": "history"}}
-    example = datasets.load_dataset("json", data_files=str(path), split="train")[0]
-    with pytest.raises(KeyError):
-        lf_convert(example, documented)
+DOCUMENTED = {  # the entries LLaMA-Factory's data/README.md shows, every optional column named
+    "alpaca": {"formatting": "alpaca", "columns": {"prompt": "instruction", "query": "input", "response": "output",
+                                                   "system": "system", "history": "history"}},
+    "sharegpt": {"formatting": "sharegpt", "columns": {"messages": "conversations", "system": "system",
+                                                       "tools": "tools"}},
+    "openai": {"formatting": "sharegpt", "columns": {"messages": "messages"}, "tags": dict(emit.OPENAI_TAGS)},
+    "openai+tools": {"formatting": "openai", "columns": {"messages": "messages", "tools": "tools"},
+                     "tags": dict(emit.OPENAI_TAGS)},
+}
+
+
+def test_documented_full_entries_load_every_output(converted):
+    """Finding 1: every column the format defines is written (empty where absent), so the
+    entries LLaMA-Factory documents, which name every column, load every output."""
+    for source, fmt, path in converted:
+        tools = fmt == "openai" and _shape(path, fmt).tool_calls
+        entry = {"file_name": path.name, **DOCUMENTED[fmt + ("+tools" if tools else "")]}
+        loaded = datasets.load_dataset("json", data_files=str(path), split="train")
+        records = records_from_frame(read_canonical(path).frame)
+        for example, record in zip(loaded, records):
+            system, turns = lf_convert(example, entry)  # a KeyError here is the old failure
+            want_system, want_turns = _expected(record)
+            assert [r for r, _ in turns] == [r for r, _ in want_turns], (source, fmt)
+            assert tools or system == want_system, (source, fmt)  # openai: LLaMA-Factory adds one
+
+
+def test_every_column_is_written_even_when_no_row_has_it(converted):
+    _, _, alpaca = next(c for c in converted if c[:2] == ("alpaca_en_demo", "alpaca"))
+    _, _, sharegpt = next(c for c in converted if c[:2] == ("alpaca_en_demo", "sharegpt"))
+    assert _rows(alpaca)[0]["system"] == "" and _rows(alpaca)[0]["history"] == []
+    assert _rows(sharegpt)[0]["system"] == "" and _rows(sharegpt)[0]["tools"] == ""
 
 
 def test_openai_entries_avoid_the_injected_system_prompt():
@@ -201,6 +223,34 @@ def test_trl_snippet_prepares_the_conversations_sftdata_holds(fmt, converted, ti
         messages = [{"role": m["role"], "content": m["content"]} for m in record["messages"]]
         want = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=False)
         assert row["input_ids"][: len(want)] == want
+
+
+def test_trl_prepares_prompt_completion_outputs_as_written(converted, tiny_model_dir, tmp_path, monkeypatch):
+    """Finding 5: the prompt_completion output loads in TRL's SFTTrainer as is, and only
+    the completion is trained (TRL's completion mask over the same chat-template tokens)."""
+    pytest.importorskip("trl")
+    from transformers import AutoTokenizer
+
+    source = next(c for c in converted if c[:2] == ("glaive_toolcall_en_demo", "sharegpt"))[2]
+    path = tmp_path / "glaive.pc.jsonl"
+    convert_file(source, path, "prompt_completion")
+    path.write_text("".join(path.read_text().splitlines(keepends=True)[:6]))
+    code = emit.trl_snippet(str(path), _shape(path, "prompt_completion"))
+    assert "to_messages" not in code and "remove_columns" not in code
+    code = code.replace('MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"', f"MODEL = {str(tiny_model_dir)!r}")
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {"__name__": "snippet"}
+    exec(compile(code, "trl_snippet", "exec"), scope)  # noqa: S102 - what the user will run
+    prepared = scope["trainer"].train_dataset
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    rows = _rows(path)
+    assert len(prepared) == len(rows)
+    for row, raw in zip(prepared, rows):
+        prompt = tokenizer.apply_chat_template(raw["prompt"], tools=raw.get("tools"), tokenize=True,
+                                               return_dict=False)
+        assert row["input_ids"][: len(prompt)] == prompt
+        trained = [label != -100 for label in row["labels"]]  # TRL folds its completion mask in
+        assert not any(trained[: len(prompt)]) and any(trained[len(prompt):])
 
 
 def test_trl_snippet_for_tool_calls_converts_first():

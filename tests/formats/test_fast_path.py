@@ -202,7 +202,7 @@ def test_cli_convert_uses_the_same_output(cli, tmp_path):
     _, expected, rejects = per_record(path, "sharegpt", tmp_path / "slow.jsonl")
     got = read_lines(tmp_path / "out.jsonl")
     assert [json.loads(x) for x in got] == [json.loads(x) for x in expected]
-    written = [json.loads(x) for x in read_lines(tmp_path / "out.rejects.jsonl")]
+    written = [json.loads(x) for x in read_lines(tmp_path / ".rejects" / "out.rejects.jsonl")]
     assert [(r["location"], r["reason"]) for r in written] == [(r["location"], r["reason"]) for r in rejects]
 
 

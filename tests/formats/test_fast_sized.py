@@ -165,8 +165,9 @@ def test_a_system_prompt_in_the_first_rows_goes_straight_to_batches(tmp_path, mo
     assert calls == []
 
 
-def test_alpaca_files_sftdata_writes_take_the_sized_route(tmp_path):
-    """sftdata writes JSONL compactly, so its own Alpaca output converts at full speed."""
+def test_alpaca_files_sftdata_writes_take_the_vectorised_general_path(tmp_path):
+    """sftdata's own Alpaca output names every column (``history`` [] included), which this
+    route would send per-record: such files take the general vectorised path instead."""
     from sftdata.convert import convert_file
 
     source = tmp_path / "chat.jsonl"
@@ -174,4 +175,10 @@ def test_alpaca_files_sftdata_writes_take_the_sized_route(tmp_path):
         {"role": "user", "content": f"Say {i} in French, \"quoted\" 😀"},
         {"role": "assistant", "content": f"réponse {i}"}]}) + "\n" for i in range(30)), encoding="utf-8")
     convert_file(source, tmp_path / "alpaca.jsonl", "alpaca")
-    assert sized(tmp_path / "alpaca.jsonl") == 30
+    assert fast.plan(tmp_path / "alpaca.jsonl", tmp_path / "o.jsonl", "sharegpt") is None
+    without_history = tmp_path / "plain.jsonl"
+    without_history.write_text("".join(
+        json.dumps({k: v for k, v in json.loads(line).items() if k != "history"},
+                   ensure_ascii=False, separators=(",", ":")) + "\n"
+        for line in (tmp_path / "alpaca.jsonl").read_text(encoding="utf-8").splitlines()), encoding="utf-8")
+    assert sized(without_history) == 30

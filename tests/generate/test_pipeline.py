@@ -18,7 +18,7 @@ def config(tmp_path, **kw):
 
 
 def rejects(tmp_path):
-    return read_complete_lines(tmp_path / "out.rejects.jsonl")
+    return read_complete_lines(tmp_path / ".rejects" / "out.rejects.jsonl")
 
 
 def test_writes_exactly_num_canonical_records(tmp_path):

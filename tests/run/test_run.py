@@ -191,3 +191,22 @@ def test_generate_input_runs_once_then_is_cached(tmp_path, capsys):
         assert first["records"] == 26 + 5  # 24 domain + duplicate + refusal (no steps), + 5 generated
         again = run_recipe(load_recipe(path), path, log=lambda _: None)
         assert cached_flags(again) == {"read:domain": True, "read:synth": True}
+
+
+def test_output_emit_writes_loader_configs_and_the_data_folder_loads_alone(tmp_path):
+    """A recipe's output.emit writes the configs beside the data; with the data in its own
+    folder, rejects.jsonl (in the run directory) is not where a loader looks."""
+    datasets = pytest.importorskip("datasets")
+    path = write_recipe(tmp_path)
+    text = path.read_text().replace("output: {format: openai, file: data.jsonl}",
+                                    "output: {format: sharegpt, file: data/train.jsonl, emit: [llamafactory, trl]}")
+    path.write_text(text)
+    summary = run_recipe(load_recipe(path), path, log=lambda *_: None, train=False)
+    run = Path(summary["run_dir"])
+    entry = json.loads((run / "data" / "dataset_info.json").read_text())["train"]
+    assert entry["file_name"] == "train.jsonl" and entry["formatting"] == "sharegpt"
+    assert (run / "data" / "train.trl.py").exists()
+    assert summary["rejected_by_reason"] and (run / "rejects.jsonl").exists()
+    loaded = datasets.load_dataset("json", data_files=str(run / "data" / "train.jsonl"), split="train")
+    assert len(loaded) == summary["records"]
+    assert sorted(p.name for p in (run / "data").iterdir()) == ["dataset_info.json", "train.jsonl", "train.trl.py"]

@@ -16,7 +16,7 @@ from tests.safety.helpers import assert_one_line_error, write_alpaca
     (["dedup", "in.jsonl", "-o", "o.jsonl", "--threshold", "7"], "--threshold"),
     (["convert", "missing.jsonl", "-o", "y.jsonl", "--to", "sharegpt"], "missing.jsonl: no such file"),
     (["convert", "in.jsonl", "-o", "y.txt", "--to", "sharegpt"], "unknown extension '.txt'"),
-    (["convert", "in.jsonl", "-o", "y.jsonl", "--to", "chatml"], "unknown format 'chatml'"),
+    (["convert", "in.jsonl", "-o", "y.jsonl", "--to", "chatml"], "'chatml' is not one of 'alpaca'"),
     (["convert", "in.jsonl", "-o", "", "--to", "sharegpt"], "unknown extension"),
     (["generate", "-o", "g.jsonl", "--base-url", "http://[::1/v1"], "not an http(s)://"),
     (["generate", "-o", "g.jsonl", "--base-url", "ftp://host/v1"], "not an http(s)://"),

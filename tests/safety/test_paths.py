@@ -22,9 +22,10 @@ def _temps(folder):
 
 def test_rejects_default_path_equal_to_the_input_is_refused(tmp_path, sftdata_cmd):
     # `convert data.rejects.jsonl -o data.jsonl`: the default rejects file IS the input.
-    src = write_alpaca(tmp_path / "data.rejects.jsonl")
+    (tmp_path / ".rejects").mkdir()
+    src = write_alpaca(tmp_path / ".rejects" / "data.rejects.jsonl")
     before = src.read_bytes()
-    proc = sftdata_cmd("convert", src.name, "-o", "data.jsonl", "--to", "sharegpt", cwd=tmp_path)
+    proc = sftdata_cmd("convert", ".rejects/data.rejects.jsonl", "-o", "data.jsonl", "--to", "sharegpt", cwd=tmp_path)
     assert_one_line_error(proc, 2, contains="is also the input")
     assert src.read_bytes() == before and not (tmp_path / "data.jsonl").exists()
 

@@ -184,5 +184,5 @@ def test_a_server_answering_500_to_everything_stops_early(tmp_path, sftdata_cmd)
         httpd.server_close()
     line = assert_one_line_error(proc, 2, contains="requests all failed (gave_up_http_500 x5)")
     assert "none succeeded" in line and took < 60, took
-    rejects = read_complete_lines(tmp_path / "out.rejects.jsonl")
+    rejects = read_complete_lines(tmp_path / ".rejects" / "out.rejects.jsonl")
     assert len(rejects) >= 5 and {r["reason"] for r in rejects} == {"gave_up_http_500"}

@@ -48,7 +48,7 @@ def test_score_then_select_from_the_command_line(tmp_path, tiny_model_dir):
     best = [json.loads(line) for line in (tmp_path / "best.jsonl").read_text().splitlines()]
     want = sorted(r["meta"]["perplexity"] for r in scored)[:2]
     assert sorted(r["meta"]["perplexity"] for r in best) == want
-    rejects = [json.loads(line) for line in (tmp_path / "best.rejects.jsonl").read_text().splitlines()]
+    rejects = [json.loads(line) for line in (tmp_path / ".rejects" / "best.rejects.jsonl").read_text().splitlines()]
     assert {r["reason"] for r in rejects} == {"not_selected"} and len(rejects) == len(PAIRS) - 2
     assert all(r["detail"]["scores"]["perplexity"] == r["record"]["meta"]["perplexity"] for r in rejects)
     bad = sftdata("select", tmp_path / "scored.jsonl", "-o", tmp_path / "x.jsonl", "--by", "perplexity")

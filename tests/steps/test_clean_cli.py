@@ -25,7 +25,7 @@ def test_filter_default_and_config(cli, tmp_path):
     assert res.exit_code == 0, res.stderr
     assert [r["instruction"] for r in rows(out)] == ["What is 2+2?", "写一首诗"]
     assert rows(out)[1]["output"] == "春眠不觉晓，处处闻啼鸟。"
-    rejects = rows(tmp_path / "out.rejects.jsonl")
+    rejects = rows(tmp_path / ".rejects" / "out.rejects.jsonl")
     assert sorted(r["reason"] for r in rejects) == ["ai_boilerplate", "output_equals_input"]
     assert cli("filter", src, "-o", out, "--strict").exit_code == 1
     config = tmp_path / "c.yaml"
@@ -51,7 +51,7 @@ def test_dedup_command(cli, tmp_path):
     assert len(rows(out)) == 3
     assert cli("dedup", src, "-o", out).exit_code == 0
     assert len(rows(out)) == 2
-    rejects = rows(tmp_path / "out.rejects.jsonl")
+    rejects = rows(tmp_path / ".rejects" / "out.rejects.jsonl")
     assert [r["reason"] for r in rejects] == ["exact_duplicate", "near_duplicate"]
     assert all(r["detail"]["duplicate_of"] for r in rejects)
     assert cli("dedup", src, "-o", out, "--threshold", "0.99").exit_code == 0
@@ -65,7 +65,7 @@ def test_decontaminate_command(cli, tmp_path, realworld):
     out = tmp_path / "clean.json"
     res = cli("decontaminate", realworld / "alpaca_en_demo.json", "-o", out, "--against", evalset)
     assert res.exit_code == 0, res.stderr
-    rejects = rows(tmp_path / "clean.rejects.jsonl")
+    rejects = rows(tmp_path / ".rejects" / "clean.rejects.jsonl")
     assert len(rejects) >= 8
     assert all(r["detail"]["eval_set"] == "eval" and r["detail"]["ngram"] for r in rejects)
     assert len(rows(out)) == len(data) - len(rejects)
@@ -98,3 +98,31 @@ def test_bad_option_values_are_one_line_errors(cli, tmp_path):
     assert res.exit_code == 2 and "fields" in res.stderr
     res = cli("decontaminate", src, "-o", tmp_path / "o.json", "--against", src, "-n", "1")
     assert res.exit_code == 2 and res.stderr.startswith("error: decontaminate: n:")
+
+
+def test_filter_configs_take_the_recipe_step_grammar_and_the_old_one_with_a_note(cli, tmp_path):
+    src = tmp_path / "in.json"
+    write_alpaca(src, [("What is 2+2?", "4"), ("Feelings?", "As an AI language model, I have none."),
+                       ("Tell me a long story about it", "Once upon a time.")])
+    new = tmp_path / "new.yaml"
+    new.write_text("steps:\n  - refusal\n  - length: {min_response: 2}\n")
+    old = tmp_path / "old.yaml"
+    old.write_text("steps:\n  - name: refusal\n  - name: length\n    params: {min_response: 2}\n")
+    results = {}
+    for config in (new, old):
+        out = tmp_path / f"{config.stem}.json"
+        results[config.stem] = cli("filter", src, "-o", out, "--config", config)
+        assert results[config.stem].exit_code == 0, results[config.stem].stderr
+    assert rows(tmp_path / "new.json") == rows(tmp_path / "old.json") and len(rows(tmp_path / "new.json")) == 1
+    assert "old `- name: x`" in results["old"].stderr and "old `- name: x`" not in results["new"].stderr
+
+
+def test_json_summary_for_scripts(cli, tmp_path):
+    src = tmp_path / "in.json"
+    write_alpaca(src, [("What is 2+2?", "4"), ("What is 2+2?", "4")])
+    res = cli("dedup", src, "-o", tmp_path / "out.jsonl", "--exact-only", "--json")
+    summary = json.loads(res.stdout)
+    assert (summary["records_in"], summary["records_out"], summary["rejected_by_reason"]) == \
+        (2, 1, {"exact_duplicate": 1})
+    quiet = cli("dedup", src, "-o", tmp_path / "out.jsonl", "--exact-only", "--quiet")
+    assert quiet.exit_code == 0 and quiet.stdout == "" and "records in" not in quiet.stderr

@@ -233,7 +233,7 @@ def test_cli_mix_exact_ratios_summary_and_rejects(tmp_path, cli):
     assert taken(records) == {"domain": 150, "general": 50}
     for text in ("available", "taken", "upsampled", "general", "25.0%", "general: upsampled"):
         assert text in result.stderr
-    rejects = [json.loads(line) for line in (tmp_path / "mixed.rejects.jsonl").read_text().splitlines()]
+    rejects = [json.loads(line) for line in (tmp_path / ".rejects" / "mixed.rejects.jsonl").read_text().splitlines()]
     # The unreadable record, then the 150 domain records the mix did not draw.
     assert [r["reason"] for r in rejects] == ["missing_field:output"] + ["not_sampled"] * 150
     unsampled = {r["record"]["id"] for r in rejects[1:]}

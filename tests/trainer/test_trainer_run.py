@@ -152,8 +152,14 @@ def test_cli_rejects_unknown_config_keys_in_one_line(tmp_path, cli):
     bad.write_text("data: x.jsonl\noutput_dir: out\nlearning_rat: 0.1\n")
     result = cli("train", "--config", bad)
     assert result.exit_code == 2 and "learning_rat" in result.stderr
-    result = cli("train", "--data", tmp_path / "x.jsonl")
-    assert result.exit_code == 2 and "--output-dir" in result.stderr
+    result = cli("train", tmp_path / "x.jsonl")  # DATA is the argument, as in every command
+    assert result.exit_code == 2 and "-o/--output" in result.stderr
+    old = cli("train", "--data", tmp_path / "x.jsonl")  # the deprecated spelling still works
+    assert old.exit_code == 2 and "--data is deprecated" in old.stderr and "-o/--output" in old.stderr
+    both = cli("train", tmp_path / "x.jsonl", "--data", tmp_path / "y.jsonl", "-o", tmp_path / "o")
+    assert both.exit_code == 2 and "give the training data once" in both.stderr
+    choice = cli("train", tmp_path / "x.jsonl", "-o", tmp_path / "o", "--method", "qlora")
+    assert choice.exit_code == 2 and "'qlora' is not one of 'lora', 'full', 'freeze'" in choice.stderr
     result = cli("merge", tmp_path, "-o", tmp_path / "m")
     assert result.exit_code == 2 and "not a LoRA adapter" in result.stderr
 

@@ -41,6 +41,7 @@ import polars as pl
 from sftdata.convert.reference import records_to_rows, rows_to_records
 from sftdata.errors import UserError
 from sftdata.formats import alpaca, check_format, detect_format
+from sftdata.inputs import compression
 from sftdata.io import dumps, extension
 from sftdata.rawrows import BOM, RawRow, decode_line
 from sftdata.records import HINTS_KEY, frame_from_records, records_from_frame
@@ -98,6 +99,8 @@ def _head_rows(path: Path, limit: int = 101) -> list[dict]:
 
 def plan(input: os.PathLike, output: os.PathLike, to: str, fmt: str | None = None) -> Plan | None:
     """A ``Plan`` when this path applies (Alpaca .jsonl -> ShareGPT/OpenAI .jsonl), else None."""
+    if "-" in (str(input), str(output)) or compression(input) or compression(output):
+        return None  # pipes and compressed files take the general path
     input, output = Path(input), Path(output)
     try:
         if extension(input) != ".jsonl" or extension(output) != ".jsonl":
@@ -114,6 +117,8 @@ def plan(input: os.PathLike, output: os.PathLike, to: str, fmt: str | None = Non
         return None
     if (check_format(fmt) if fmt else detect_format(head)) != "alpaca":
         return None
+    if all(row.get("history") == [] for row in head):  # as sftdata writes Alpaca files
+        return None  # this route sends history rows per-record; the general path is vectorised
     skip = set(alpaca.FIELDS) | _RESERVED[to] | {HINTS_KEY}
     seen: dict[str, None] = {}
     for row in head:
@@ -263,8 +268,20 @@ def output_frame(part: pl.DataFrame, to: str, columns: list[str]) -> pl.DataFram
                                           pl.col("_turns").arr.get(1)).alias(name))
     else:
         turns = part.select(pl.col("_turns").alias(name))
-    kept = [c for c in columns if not (c == "system" and to == "openai")]
+    if to == "sharegpt":  # every column of the format, empty where absent
+        if "system" in columns:
+            turns = turns.hstack(part.select(pl.col("system").fill_null("")))
+        else:
+            turns = turns.with_columns(pl.lit("").alias("system"))
+        turns = turns.with_columns(pl.lit("").alias("tools"))
+    kept = [c for c in columns if c != "system"]
     return turns.hstack(part.select(kept))
+
+
+def output_frame_columns(to: str) -> list[pl.Expr]:
+    """``output_frame`` of rows without optional columns, as expressions (for a sink)."""
+    turns = [pl.col("_turns").alias(TURNS[to][0])]
+    return turns + ([pl.lit("").alias("system"), pl.lit("").alias("tools")] if to == "sharegpt" else [])
 
 
 def write_rows_out(result: pl.DataFrame, slow: list[tuple[int, str]], p: Plan, out) -> int:

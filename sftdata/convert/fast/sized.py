@@ -142,7 +142,7 @@ def sink(source: Path, p: fast.Plan, shape: Framing, target: Path) -> int | None
     if p.extras:
         return None
     query = _query(source, p, shape)
-    write = query.select(pl.col("_turns").alias(fast.TURNS[p.to][0])).sink_ndjson(target, lazy=True)
+    write = query.select(fast.output_frame_columns(p.to)).sink_ndjson(target, lazy=True)
     proven = pl.col("_clean").all() & ~pl.col("_nul").any() & pl.col("system").is_null().all()
     stats = query.select(pl.len(), proven, pl.col("_frame_bytes").sum())
     try:
