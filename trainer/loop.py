@@ -175,7 +175,9 @@ def train(config: TrainConfig | dict) -> TrainResult:
     if refusal and not cfg.force:
         raise UserError(f"{cfg.data}: {refusal}")
     if not examples:
-        raise UserError(f"no trainable records in {cfg.data} (dropped: {dict(report.dropped)})")
+        first = next((r["detail"]["why"] for r in rejects if (r.get("detail") or {}).get("why")), None)
+        raise UserError(f"no trainable records in {cfg.data} (dropped: {dict(report.dropped)})"
+                        + (f"; the first: {first.splitlines()[0]}" if first else ""))
     model, _ = prepare_model(cfg, precision, tokenizer, new_token_ids, device=accelerator.device)
     initial_adapter = _save_initial_adapter(model, out, cfg) if main else None
     if cfg.neftune_alpha:

@@ -92,7 +92,10 @@ def render_conversation(renderer: Renderer, messages: list[dict], tools: list | 
             return msgs, renderer(msgs, tools)
         except Exception as exc:  # the template's own raise_exception, or a type error in it
             last_error = exc
-    raise TemplateError(str(last_error).splitlines()[0][:200] if str(last_error) else type(last_error).__name__)
+    text = str(last_error).splitlines()[0][:200] if str(last_error) else ""
+    # The class says what refused: the sandbox (SecurityError), the template's own
+    # raise_exception, or a bug in it.
+    raise TemplateError(f"{type(last_error).__name__}: {text}" if text else type(last_error).__name__)
 
 
 def _data_span(renderer: Renderer, msgs: list[dict], i: int, tools: list | None, full: str) -> tuple[int, int] | None:
