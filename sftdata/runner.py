@@ -31,6 +31,7 @@ import polars as pl
 from sftdata import __version__
 from sftdata.audit.inputs import InputInfo
 from sftdata.convert import read_canonical, write_records
+from sftdata.engine import Engine, check_engine, get_engine
 from sftdata.errors import UserError
 from sftdata.io import atomic_path, read_complete_lines, write_frame, write_rows
 from sftdata.machine import CostMeter
@@ -180,13 +181,16 @@ def _mix_formats(recipe: Recipe, file_formats: dict[str, str], stages: list[Stag
     return {**file_formats, **{spec.source_name(): own for spec in recipe.mix.sources if spec.path is None}}
 
 
-def build_stages(recipe: Recipe, base: Path, run_dir: Path, log: Log, meter: CostMeter
-                 ) -> tuple[list[Stage], pl.DataFrame, str]:
-    """Run (or reuse) every data stage of the recipe in order (each a phase of ``meter``).
+def build_stages(recipe: Recipe, base: Path, run_dir: Path, log: Log, meter: CostMeter,
+                 engine: Engine | None = None) -> tuple[list[Stage], pl.DataFrame, str]:
+    """Run (or reuse) every data stage of the recipe in order (each a phase of ``meter``),
+    the steps and the mix on ``engine`` (default: the recipe's).
 
     Returns the stages, the final records (all inputs together when there are no steps
-    and no mix) and the key that identifies them.
+    and no mix) and the key that identifies them. The engine is not part of any key:
+    both engines give the same records, so either reuses the other's stages.
     """
+    engine = engine or get_engine(recipe.engine, log)
     store = StageStore(run_dir / "stages")
     stages: list[Stage] = []
     index = 0
@@ -213,7 +217,7 @@ def build_stages(recipe: Recipe, base: Path, run_dir: Path, log: Log, meter: Cos
         with meter.phase(step_name):
             stage = store.load(index, step_name, key)
             if stage is None:
-                result = get_step(step_name)(params)(frame)
+                result = engine.run_step(get_step(step_name)(params), frame)
                 stage = Stage(step_name, key, result.kept, rejects_from_frame(result.rejected, step_name),
                               result.report.model_dump())
                 store.save(index, stage)
@@ -223,14 +227,12 @@ def build_stages(recipe: Recipe, base: Path, run_dir: Path, log: Log, meter: Cos
         index += 1
 
     if recipe.mix is not None:
-        from sftdata.steps.mix_recipe import run_mix
-
         files = [file_digest(base / s.path) for s in recipe.mix.sources if s.path]
         key = fingerprint(key, "mix", recipe.mix.model_dump(), files)
         with meter.phase("mix"):
             stage = store.load(index, "mix", key)
             if stage is None:
-                mixed = run_mix(recipe.mix, base_dir=base, main=frame)
+                mixed = engine.run_mix(recipe.mix, base, frame)
                 # Records a source had but the mix did not draw are dropped as `not_sampled`:
                 # they are in the rejects like every other dropped record.
                 rejects = mixed.rejects + mixed.unsampled
@@ -355,10 +357,13 @@ def run_training(recipe: Recipe, run_dir: Path, data_path: Path, data_key: str,
 
 
 def run_recipe(recipe: Recipe, recipe_path: Path, log: Log = print, train: bool = True,
-               wait: bool = False) -> dict:
+               wait: bool = False, engine: str | None = None) -> dict:
     """Check, then build, write, audit and (when the recipe has a train block) train;
     returns the summary. A second run of the same run directory stops with a one-line
-    error naming the process that holds it, or waits for it with ``wait=True``."""
+    error naming the process that holds it, or waits for it with ``wait=True``.
+    ``engine`` (local or ray) overrides the recipe's."""
+    if engine is not None:
+        recipe = recipe.model_copy(update={"engine": check_engine(engine)})
     run_dir = check_run(recipe, recipe_path)
     mark_folder(run_dir)
     with exclusive(run_dir / LOCK_NAME, f"the run directory {run_dir}", wait=wait, log=log):
@@ -376,7 +381,7 @@ def _run_locked(recipe: Recipe, recipe_path: Path, run_dir: Path, log: Log, trai
     with meter.phase("audit"):
         report = write_audit(recipe, run_dir, stages, frame, fingerprint(data_key, recipe.audit.model_dump()))
     summary = {
-        "recipe": str(recipe_path), "run_dir": str(run_dir), "data": str(data_path),
+        "recipe": str(recipe_path), "run_dir": str(run_dir), "engine": recipe.engine, "data": str(data_path),
         "records": frame.height - len(write_rejected), "rejects": str(rejects_path),
         "rejected_by_reason": count_reasons([r for s in stages for r in s.rejects] + write_rejected),
         "report": str(report) if report else None,

@@ -14,7 +14,7 @@ from typing import Optional
 import typer
 
 from sftdata.cli.app import app
-from sftdata.cli.common import check_paths, console, exit_for_strict, print_summary, progress, rejects_target
+from sftdata.cli.common import ENGINE, check_paths, console, exit_for_strict, print_summary, progress, rejects_target
 from sftdata.formats import FORMAT_NAMES, check_format
 from sftdata.io import extension
 from sftdata.paths import Target
@@ -44,11 +44,13 @@ def _step(name: str, params: dict):
 
 
 def _run(title: str, input: Path, output: Path, to: Optional[str], rejects: Optional[Path],
-         strict: bool, steps: list, also_read: tuple[Path, ...] = ()) -> None:
+         strict: bool, steps: list, also_read: tuple[Path, ...] = (), engine: Optional[str] = None) -> None:
     """Read, run ``steps`` batch by batch, write output and rejects, print the summary.
 
     ``also_read``: other files the steps read (evaluation sets), which no output may be.
+    ``engine``: ``ray`` runs the steps on a Ray cluster (``sftdata.engine``).
     """
+    from sftdata.engine import get_engine
     from sftdata.stream import run_file
 
     if to is not None:
@@ -57,7 +59,8 @@ def _run(title: str, input: Path, output: Path, to: Optional[str], rejects: Opti
     rejects_path = rejects or default_rejects_path(output)
     check_paths([Target("-o", output), rejects_target(rejects, rejects_path)], inputs=[input, *also_read])
     with progress(f"{title} {input.name}") as bar:
-        done = run_file(input, output, steps, rejects_path, to=to, progress=bar.advance)
+        done = run_file(input, output, steps, rejects_path, to=to, progress=bar.advance,
+                        engine=get_engine(engine, console.print) if engine else None)
     timing = ", ".join(f"{r.step} {r.seconds:.2f}s" for r in done.reports)
     by_reason = dict(sorted(done.rejected.items(), key=lambda kv: -kv[1]))
     print_summary(
@@ -76,12 +79,13 @@ def filter_command(
     to: Optional[str] = TO,
     rejects: Optional[Path] = REJECTS,
     strict: bool = STRICT,
+    engine: Optional[str] = ENGINE,
 ) -> None:
     """Drop low-quality records with the default filter set or a YAML config."""
     from sftdata.steps.filters import default_filter_steps, load_filter_config
 
     steps = load_filter_config(config) if config else default_filter_steps()
-    _run("filter", input, output, to, rejects, strict, steps, also_read=(config,) if config else ())
+    _run("filter", input, output, to, rejects, strict, steps, also_read=(config,) if config else (), engine=engine)
 
 
 @app.command()
@@ -97,6 +101,7 @@ def dedup(
     to: Optional[str] = TO,
     rejects: Optional[Path] = REJECTS,
     strict: bool = STRICT,
+    engine: Optional[str] = ENGINE,
 ) -> None:
     """Drop exact duplicates, then MinHash LSH near-duplicates; each reject names the
     record it duplicates."""
@@ -105,7 +110,7 @@ def dedup(
     if not exact_only:
         steps.append(_step("near_dedup", {**common, "threshold": threshold,
                                           "num_perm": num_perm, "ngram": ngram}))
-    _run("dedup", input, output, to, rejects, strict, steps)
+    _run("dedup", input, output, to, rejects, strict, steps, engine=engine)
 
 
 @app.command()
@@ -119,11 +124,12 @@ def decontaminate(
     to: Optional[str] = TO,
     rejects: Optional[Path] = REJECTS,
     strict: bool = STRICT,
+    engine: Optional[str] = ENGINE,
 ) -> None:
     """Drop training records that share an n-gram with evaluation data."""
     step = _step("decontaminate", {"against": [str(p) for p in against], "n": n,
                                    "fields": fields, "eval_fields": eval_fields})
-    _run("decontaminate", input, output, to, rejects, strict, [step], also_read=tuple(against))
+    _run("decontaminate", input, output, to, rejects, strict, [step], also_read=tuple(against), engine=engine)
 
 
 @app.command()

@@ -19,6 +19,11 @@ from sftdata.paths import Target, check_targets
 console = Console(stderr=True, highlight=False)
 
 
+# `--engine` of `sftdata run` and of the stage commands (sftdata.engine).
+ENGINE = typer.Option(None, "--engine", help="Where the steps compute: local (this process) or ray (the "
+                      "Ray cluster at RAY_ADDRESS, else a local one; pip install 'sftdata[ray]'). Same output.")
+
+
 def check_paths(targets: Iterable[Target], inputs: Iterable = ()) -> None:
     """Refuse unsafe output paths before any work (``sftdata.paths``); say which existing
     files sftdata did not write are about to be replaced."""
