@@ -374,7 +374,8 @@ def _run_locked(recipe: Recipe, recipe_path: Path, run_dir: Path, log: Log, trai
     start = time.perf_counter()
     meter = CostMeter()
     base = recipe_path.resolve().parent
-    stages, frame, key = build_stages(recipe, base, run_dir, log, meter)
+    engine = get_engine(recipe.engine, log)
+    stages, frame, key = build_stages(recipe, base, run_dir, log, meter, engine)
     with meter.phase("write"):
         data_path, rejects_path, write_rejected = write_outputs(recipe, run_dir, stages, frame)
     data_key = fingerprint(key, recipe.output.model_dump())
@@ -387,6 +388,8 @@ def _run_locked(recipe: Recipe, recipe_path: Path, run_dir: Path, log: Log, trai
         "report": str(report) if report else None,
         "stages": [{**s.report, "cached": s.cached} for s in stages],
     }
+    if engine.stats:
+        summary["engine_stats"] = engine.stats  # e.g. the bytes the Ray shuffles moved
     if recipe.train is not None and train:
         summary["train"] = run_training(recipe, run_dir, data_path, data_key, frame, log, meter, base)
     summary["seconds"] = round(time.perf_counter() - start, 1)

@@ -37,6 +37,7 @@ class LocalEngine:
     """Everything in this process: today's behaviour."""
 
     name = "local"
+    stats: dict = {}
 
     def run_step(self, step: Step, frame: pl.DataFrame) -> StepResult:
         return step(frame)

@@ -50,9 +50,11 @@ def _scatter(parts: int, where: np.ndarray, **columns) -> list[dict]:
     return [{k: v[idx] for k, v in columns.items()} for idx in np.split(order, cuts)]
 
 
-def _joined(parts: tuple[dict, ...]) -> dict:
+def _joined(parts: tuple[dict, ...]) -> tuple[dict, int]:
+    """The parts of one partition as one dict of arrays, and their bytes (what the
+    shuffle moved into this reduce task)."""
     keys = parts[0].keys()
-    return {k: np.concatenate([p[k] for p in parts]) for k in keys}
+    return {k: np.concatenate([p[k] for p in parts]) for k in keys}, sum(v.nbytes for p in parts for v in p.values())
 
 
 def _texts(table, params):
@@ -73,13 +75,13 @@ def _exact_map(table, offset: int, params, parts: int):
 
 
 def _exact_reduce(*parts):
-    p = _joined(parts)
+    p, moved = _joined(parts)
     order = np.lexsort((p["row"], p["value"], p["k2"], p["k1"]))
     k1, k2, rows = p["k1"][order], p["k2"][order], p["row"][order]
     new = np.ones(len(rows), dtype=bool)
     new[1:] = (k1[1:] != k1[:-1]) | (k2[1:] != k2[:-1])
     first = rows[new][np.cumsum(new) - 1]
-    return rows[~new], first[~new]
+    return rows[~new], first[~new], moved
 
 
 def exact(engine, params, frame: pl.DataFrame):
@@ -92,8 +94,11 @@ def exact(engine, params, frame: pl.DataFrame):
     if parts == 1:
         mapped = [[m] for m in mapped]
     dup_of = np.full(frame.height, -1, dtype=np.int64)
-    for rows, first in ray.get([reducer.remote(*[m[p] for m in mapped]) for p in range(parts)]):
+    moved = 0
+    for rows, first, nbytes in ray.get([reducer.remote(*[m[p] for m in mapped]) for p in range(parts)]):
         dup_of[rows] = first
+        moved += nbytes
+    engine.note("exact_dedup", records=frame.height, shuffle_bytes=moved)
     return dup_of, np.ones(frame.height)
 
 
@@ -112,13 +117,13 @@ def _near_map(table, offset: int, params, parts: int):
 
 def _collapse_reduce(*parts):
     """(representatives, members, each member's representative) of one partition."""
-    p = _joined(parts)
+    p, moved = _joined(parts)
     order = np.lexsort((p["row"], p["value"], p["full"]))
     rows, keys = p["row"][order], p["full"][order]
     new = np.ones(len(rows), dtype=bool)
     new[1:] = keys[1:] != keys[:-1]
     rep_of = rows[new][np.cumsum(new) - 1]
-    return rows[new], rows[~new], rep_of[~new]
+    return rows[new], rows[~new], rep_of[~new], moved
 
 
 def _band_map(state, offset: int, local_reps: np.ndarray, bits: int, bands: int, band_rows: int, parts: int):
@@ -137,7 +142,7 @@ def _band_map(state, offset: int, local_reps: np.ndarray, bits: int, bands: int,
 def _pairs_reduce(window: int, *parts):
     """Candidate pairs (i < j) of one partition's buckets: each member with its next
     ``window`` members, as ``minhash.lsh_pairs`` does within a band."""
-    p = _joined(parts)
+    p, moved = _joined(parts)
     order = np.lexsort((p["row"], p["bucket"], p["band"]))
     band, bucket, rows = p["band"][order], p["bucket"][order], p["row"][order]
     found = []
@@ -146,7 +151,7 @@ def _pairs_reduce(window: int, *parts):
         if not same.any():
             break
         found.append(np.stack([rows[:-d][same], rows[d:][same]], axis=1))
-    return np.concatenate(found) if found else np.zeros((0, 2), dtype=np.int64)
+    return (np.concatenate(found) if found else np.zeros((0, 2), dtype=np.int64)), moved
 
 
 def _take_signatures(state, local_rows: np.ndarray) -> np.ndarray:
@@ -184,11 +189,15 @@ def near(engine, params, frame: pl.DataFrame):
     pairer = _remote(ray, _pairs_reduce)
     found = ray.get([pairer.remote(params.bucket_window, *[b[p] for b in banded]) for p in range(parts)])
     del banded
-    pairs = np.concatenate(found)
+    pairs = np.concatenate([f[0] for f in found])
+    candidates = len(pairs)
     codes = np.unique(pairs[:, 0] * n + pairs[:, 1])
     pairs = np.stack([codes // n, codes % n], axis=1)
     sims = _verify(engine, states, offsets, pairs)
     ok = sims >= params.threshold
+    engine.note("near_dedup", records=n, signature_bytes=n * params.num_perm, representatives=len(reps),
+                collapse_shuffle_bytes=sum(c[3] for c in collapsed), band_shuffle_bytes=sum(f[1] for f in found),
+                candidate_pairs=candidates, unique_pairs=len(pairs), verified_pairs=int(ok.sum()))
     return resolve_near(n, reps, members, member_rep, pairs[ok], sims[ok], rank)
 
 

@@ -38,6 +38,10 @@ class RayEngine:
     def __init__(self, log=None):
         self._log = log
         self._ray = None
+        self.stats: dict[str, dict] = {}  # what the shuffles moved, per step (summary.json)
+
+    def note(self, step: str, **figures) -> None:
+        self.stats[step] = figures
 
     @property
     def ray(self):
