@@ -17,6 +17,7 @@ Shape::
       - exact_dedup: {}
     mix: {sources: [{name: main}, {path: general.jsonl, ratio: 0.25}], seed: 0}
     output: {format: sharegpt, file: data.jsonl}
+    engine: local                 # or ray (the same stages on a Ray cluster, same output)
     train: {max_steps: 20}        # sftdata.trainer.TrainConfig (data/output_dir are set by the run)
 
 Where a run writes: everything goes inside its run directory, ``runs/<name>`` unless
@@ -113,6 +114,9 @@ class Recipe(BaseModel):
     steps: list[dict[str, dict[str, Any] | None]] = Field(
         default_factory=list, description="Registered steps in order: `- step_name: {params}`.")
     mix: MixParams | None = Field(default=None, description="Mix the built records (source `main`) with other files.")
+    engine: Literal["local", "ray"] = Field(
+        default="local", description="Where the data stages compute: this process (local) or a Ray "
+        "cluster (ray: RAY_ADDRESS, or a local cluster; needs `pip install 'sftdata[ray]'`). Same output.")
     output: OutputSpec = Field(default_factory=OutputSpec)
     audit: AuditSpec = Field(default_factory=AuditSpec)
     train: dict[str, Any] | None = Field(

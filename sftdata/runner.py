@@ -1,6 +1,8 @@
 """``sftdata run``: build a data set from a recipe, audit it, then train on it.
 
-Each stage (one per input, one per step, the mix) writes its result to
+The data stages are ``sftdata.stages`` kinds (``ReadStage`` and ``MixStage`` here,
+``StepStage`` there) run by its one loop, ``run_stages``. Each stage (one per input, one
+per step, the mix) writes its result to
 ``<run_dir>/stages/NN-<stage>-<key>/`` where ``key`` hashes the stage's inputs (the
 previous stage's key, or the input file's bytes) and its params. Running again reuses
 every stage whose key is unchanged, so a change recomputes only the changed stage and
@@ -17,128 +19,99 @@ The run directory, each stage folder and ``train/`` carry sftdata's marker
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import polars as pl
 
-from sftdata import __version__
 from sftdata.audit.inputs import InputInfo
 from sftdata.convert import read_canonical, write_records
+from sftdata.engine import Engine, check_engine, get_engine
 from sftdata.errors import UserError
-from sftdata.io import atomic_path, read_complete_lines, write_frame, write_rows
+from sftdata.io import atomic_path, write_rows
 from sftdata.machine import CostMeter
 from sftdata.ownership import folder_is_ours, mark_folder
 from sftdata.recipe import InputSpec, Recipe
-from sftdata.rejects import count_reasons, rejects_from_frame
-from sftdata.records import FRAME_SCHEMA, empty_frame
+from sftdata.rejects import count_reasons
+from sftdata.records import FRAME_SCHEMA
 from sftdata.run_checks import GENERATE_PATHS, LOCK_NAME, TRAIN_PATHS, check_run, in_recipe_folder
 from sftdata.runlock import exclusive
-from sftdata.steps.base import StepReport
+from sftdata.stages import (Log, RunContext, Stage, StageKind, StageReport, StepStage, file_digest, fingerprint,
+                            run_stages, stage_report)
 from sftdata.steps.registry import get_step
 
-Log = Callable[[str], None]
+
+class ReadStage(StageKind):
+    """One input file, or a generate block (generated first: resumable, keyed output)."""
+
+    appends = True
+
+    def __init__(self, spec: InputSpec, base: Path):
+        self.spec, self.name = spec, f"read:{spec.source_name()}"
+        self.origin = spec.generate if spec.generate is not None else file_digest(base / spec.path)
+
+    def key(self, previous: str) -> str:
+        return fingerprint("read", self.spec.model_dump(), self.origin)
+
+    def run(self, frame, ctx):
+        start = time.perf_counter()
+        spec, facts = self.spec, {}
+        if spec.generate is not None:
+            path, facts["generate"] = _generate(spec, ctx, self.key(""))
+        else:
+            path = ctx.base / spec.path
+        result = read_canonical(path, fmt=spec.format, source=spec.source_name())
+        facts["input"] = InputInfo.from_read(path, spec.source_name(), result).as_dict()  # for the audit
+        out = result.frame.with_columns(pl.lit(spec.source_name()).alias("source"))
+        return out, result.rejects, stage_report(self.name, result.rows_in, out.height, result.rejects, start, **facts)
 
 
-def fingerprint(*parts) -> str:
-    """A short stable hash of JSON-able parts (and the sftdata version)."""
-    blob = json.dumps([__version__, *parts], sort_keys=True, default=str, ensure_ascii=False)
-    return hashlib.blake2b(blob.encode("utf-8"), digest_size=6).hexdigest()
+def _generate(spec: InputSpec, ctx: RunContext, key: str) -> tuple[Path, dict]:
+    from sftdata.generate import GenerateConfig, generate
+    from sftdata.generate.progress import GenerationProgress
 
-
-def file_digest(path: Path) -> str:
-    """Hash of a file's bytes, so an edited input invalidates its stage."""
-    h = hashlib.blake2b(digest_size=12)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-@dataclass
-class Stage:
-    """A finished stage: its records, what it rejected, and its report."""
-
-    name: str
-    key: str
-    frame: pl.DataFrame
-    rejects: list[dict]
-    report: dict
-    cached: bool = False
-
-
-@dataclass
-class StageStore:
-    """The ``stages/`` folder: one sub-folder per finished stage, named by index and key."""
-
-    root: Path
-    kept: list[Path] = field(default_factory=list)
-
-    def folder(self, index: int, name: str, key: str) -> Path:
-        return self.root / f"{index:02d}-{name.replace(':', '_')}-{key}"
-
-    def load(self, index: int, name: str, key: str) -> Stage | None:
-        folder = self.folder(index, name, key)
-        if not (folder / "frame.parquet").exists():  # written last: present = complete
-            return None
-        self.kept.append(folder)
-        return Stage(name, key, pl.read_parquet(folder / "frame.parquet"),
-                     read_complete_lines(folder / "rejects.jsonl"),
-                     json.loads((folder / "report.json").read_text(encoding="utf-8")), cached=True)
-
-    def save(self, index: int, stage: Stage) -> None:
-        folder = self.folder(index, stage.name, stage.key)
-        mark_folder(folder)
-        write_rows(folder / "rejects.jsonl", stage.rejects)
-        with atomic_path(folder / "report.json") as tmp:
-            tmp.write_text(json.dumps(stage.report, indent=2, default=str), encoding="utf-8")
-        write_frame(folder / "frame.parquet", stage.frame)
-        self.kept.append(folder)
-
-    def prune(self) -> None:
-        """Remove stage folders no longer part of the recipe (older keys); only folders
-        sftdata made (marked) are removed, anything else under ``stages/`` stays."""
-        if self.root.exists():
-            for folder in self.root.iterdir():
-                if folder not in self.kept and folder_is_ours(folder):
-                    shutil.rmtree(folder, ignore_errors=True)
-
-
-def _read_input(spec: InputSpec, base: Path, run_dir: Path, key: str, log: Log
-                ) -> tuple[pl.DataFrame, list[dict], int, dict]:
-    """Read one input file, or generate it first (resumable, keyed output file)."""
-    extra: dict = {}
-    if spec.generate is not None:
-        from sftdata.generate import GenerateConfig, generate
-        from sftdata.generate.progress import GenerationProgress
-
-        out = run_dir / "generate" / f"{spec.source_name()}-{key}.jsonl"
-        options = {**spec.generate, "output": str(out)}
-        for name in GENERATE_PATHS:
-            if options.get(name) is not None:
-                options[name] = str(in_recipe_folder(base, options[name]))
-        cfg = GenerateConfig.model_validate(options)
-        with GenerationProgress(cfg.num) as bar:
-            summary = generate(cfg, on_start=bar.on_start, on_event=bar.on_event)
-        extra["generate"] = summary.to_dict()
-        log(f"generated with {summary.backend} / {summary.model}: {summary.records} records, "
+    out = ctx.run_dir / "generate" / f"{spec.source_name()}-{key}.jsonl"
+    options = {**spec.generate, "output": str(out)}
+    for name in GENERATE_PATHS:
+        if options.get(name) is not None:
+            options[name] = str(in_recipe_folder(ctx.base, options[name]))
+    cfg = GenerateConfig.model_validate(options)
+    with GenerationProgress(cfg.num) as bar:
+        summary = generate(cfg, on_start=bar.on_start, on_event=bar.on_event)
+    ctx.log(f"generated with {summary.backend} / {summary.model}: {summary.records} records, "
             f"{summary.requests} requests, {summary.total_tokens:,} tokens")
-        if not summary.complete:
-            log(f"warning: generation stopped at {summary.records} of {spec.generate.get('num', 20)} "
+    if not summary.complete:
+        ctx.log(f"warning: generation stopped at {summary.records} of {spec.generate.get('num', 20)} "
                 "records (request budget); run again to continue")
-        path = out
-    else:
-        path = base / spec.path
-    result = read_canonical(path, fmt=spec.format, source=spec.source_name())
-    extra["input"] = InputInfo.from_read(path, spec.source_name(), result).as_dict()  # for the audit
-    frame = result.frame.with_columns(pl.lit(spec.source_name()).alias("source"))
-    return frame, result.rejects, result.rows_in, extra
+    return out, summary.to_dict()
+
+
+class MixStage(StageKind):
+    """The recipe's mix of the built records with other files (on the run's engine)."""
+
+    name = "mix"
+
+    def __init__(self, recipe: Recipe, base: Path):
+        self.recipe = recipe
+        self.files = [file_digest(base / s.path) for s in recipe.mix.sources if s.path]
+
+    def key(self, previous: str) -> str:
+        return fingerprint(previous, "mix", self.recipe.mix.model_dump(), self.files)
+
+    def run(self, frame, ctx):
+        mixed = ctx.engine.run_mix(self.recipe.mix, ctx.base, frame)
+        # Records a source had but the mix did not draw are dropped as `not_sampled`:
+        # they are in the rejects like every other dropped record.
+        rejects = mixed.rejects + mixed.unsampled
+        report = mixed.report.step_report()
+        report = StageReport(**{**report.model_dump(), "rows_in": mixed.rows_in,
+                                "drops": {**report.drops, **count_reasons(rejects)}},
+                             mix=mixed.report.model_dump(),
+                             formats=_mix_formats(self.recipe, mixed.formats, ctx.done))
+        return mixed.frame.select(FRAME_SCHEMA.names()), rejects, report
 
 
 def resolve_step_params(step_name: str, params: dict, base: Path) -> tuple[dict, list[str]]:
@@ -155,19 +128,9 @@ def resolve_step_params(step_name: str, params: dict, base: Path) -> tuple[dict,
     return resolved, digests
 
 
-def _report(name: str, rows_in: int, rows_out: int, rejects: list[dict], start: float, **extra) -> dict:
-    return {**StepReport(step=name, rows_in=rows_in, rows_out=rows_out, drops=count_reasons(rejects),
-                         seconds=round(time.perf_counter() - start, 3)).model_dump(), **extra}
-
-
-def _log_stage(log: Log, stage: Stage) -> None:
-    log(f"{stage.name:<28} {stage.report['rows_in']:>7,} -> {stage.frame.height:>7,}"
-        + ("  (cached)" if stage.cached else ""))
-
-
 def _inputs(stages: list[Stage]) -> list[InputInfo]:
-    """What the read stages learnt of their files (stages cached by older versions lack it)."""
-    return [InputInfo.from_dict(s.report["input"]) for s in stages if "input" in s.report]
+    """What the read stages learnt of their files."""
+    return [InputInfo.from_dict(s.report.input) for s in stages if s.report.input is not None]
 
 
 def _mix_formats(recipe: Recipe, file_formats: dict[str, str], stages: list[Stage]) -> dict[str, str]:
@@ -180,70 +143,27 @@ def _mix_formats(recipe: Recipe, file_formats: dict[str, str], stages: list[Stag
     return {**file_formats, **{spec.source_name(): own for spec in recipe.mix.sources if spec.path is None}}
 
 
-def build_stages(recipe: Recipe, base: Path, run_dir: Path, log: Log, meter: CostMeter
-                 ) -> tuple[list[Stage], pl.DataFrame, str]:
-    """Run (or reuse) every data stage of the recipe in order (each a phase of ``meter``).
+def plan_stages(recipe: Recipe, base: Path) -> list[StageKind]:
+    """The recipe's data stages in order: one read per input, one per step, the mix."""
+    plan: list[StageKind] = [ReadStage(spec, base) for spec in recipe.inputs]
+    for step_name, params in recipe.step_list():
+        plan.append(StepStage(step_name, *resolve_step_params(step_name, params, base)))
+    if recipe.mix is not None:
+        plan.append(MixStage(recipe, base))
+    return plan
+
+
+def build_stages(recipe: Recipe, base: Path, run_dir: Path, log: Log, meter: CostMeter,
+                 engine: Engine | None = None) -> tuple[list[Stage], pl.DataFrame, str]:
+    """Run (or reuse) every data stage of the recipe in order (each a phase of ``meter``),
+    the steps and the mix on ``engine`` (default: the recipe's).
 
     Returns the stages, the final records (all inputs together when there are no steps
-    and no mix) and the key that identifies them.
+    and no mix) and the key that identifies them. The engine is not part of any key:
+    both engines give the same records, so either reuses the other's stages.
     """
-    store = StageStore(run_dir / "stages")
-    stages: list[Stage] = []
-    index = 0
-    for spec in recipe.inputs:
-        origin = spec.generate if spec.generate is not None else file_digest(base / spec.path)
-        key = fingerprint("read", spec.model_dump(), origin)
-        name = f"read:{spec.source_name()}"
-        with meter.phase(name):
-            stage = store.load(index, name, key)
-            if stage is None:
-                start = time.perf_counter()
-                frame, rejects, rows_in, extra = _read_input(spec, base, run_dir, key, log)
-                stage = Stage(name, key, frame, rejects, _report(name, rows_in, frame.height, rejects, start, **extra))
-                store.save(index, stage)
-        _log_stage(log, stage)
-        stages.append(stage)
-        index += 1
-
-    frame = pl.concat([s.frame for s in stages], how="vertical") if stages else empty_frame()
-    key = fingerprint([s.key for s in stages])
-    for step_name, params in recipe.step_list():
-        params, digests = resolve_step_params(step_name, params, base)
-        key = fingerprint(key, step_name, params, digests)
-        with meter.phase(step_name):
-            stage = store.load(index, step_name, key)
-            if stage is None:
-                result = get_step(step_name)(params)(frame)
-                stage = Stage(step_name, key, result.kept, rejects_from_frame(result.rejected, step_name),
-                              result.report.model_dump())
-                store.save(index, stage)
-        _log_stage(log, stage)
-        frame = stage.frame
-        stages.append(stage)
-        index += 1
-
-    if recipe.mix is not None:
-        from sftdata.steps.mix_recipe import run_mix
-
-        files = [file_digest(base / s.path) for s in recipe.mix.sources if s.path]
-        key = fingerprint(key, "mix", recipe.mix.model_dump(), files)
-        with meter.phase("mix"):
-            stage = store.load(index, "mix", key)
-            if stage is None:
-                mixed = run_mix(recipe.mix, base_dir=base, main=frame)
-                # Records a source had but the mix did not draw are dropped as `not_sampled`:
-                # they are in the rejects like every other dropped record.
-                rejects = mixed.rejects + mixed.unsampled
-                report = mixed.report.step_report().model_dump()
-                report.update(rows_in=mixed.rows_in, drops={**report["drops"], **count_reasons(rejects)},
-                              mix=mixed.report.model_dump(), formats=_mix_formats(recipe, mixed.formats, stages))
-                stage = Stage("mix", key, mixed.frame.select(FRAME_SCHEMA.names()), rejects, report)
-                store.save(index, stage)
-        _log_stage(log, stage)
-        stages.append(stage)
-        frame = stage.frame
-    store.prune()
-    return stages, frame, key
+    ctx = RunContext(base, run_dir, log, engine or get_engine(recipe.engine, log))
+    return run_stages(plan_stages(recipe, base), ctx, meter)
 
 
 def write_outputs(recipe: Recipe, run_dir: Path, stages: list[Stage], frame: pl.DataFrame
@@ -275,11 +195,11 @@ def write_audit(recipe: Recipe, run_dir: Path, stages: list[Stage], frame: pl.Da
 
     inputs = _inputs(stages)
     read_rejects = sum((Counter(info.rejects_by_reason) for info in inputs), Counter())
-    mix = next((s.report for s in stages if s.name == "mix"), {})
+    mix = next((s.report for s in stages if s.name == "mix"), None)
     stats = compute_stats(frame, inputs=inputs or None, read_rejects=dict(read_rejects),
-                          source_formats=mix.get("formats"), sample_count=recipe.audit.samples,
+                          source_formats=mix.formats if mix else None, sample_count=recipe.audit.samples,
                           title=f"sftdata run: {recipe.name}")
-    render_report(stats, [s.report for s in stages], html_path=html, json_path=run_dir / "stats.json")
+    render_report(stats, [s.report.as_dict() for s in stages], html_path=html, json_path=run_dir / "stats.json")
     marker.write_text(key)
     return html
 
@@ -361,10 +281,13 @@ def run_training(recipe: Recipe, run_dir: Path, data_path: Path, data_key: str,
 
 
 def run_recipe(recipe: Recipe, recipe_path: Path, log: Log = print, train: bool = True,
-               wait: bool = False) -> dict:
+               wait: bool = False, engine: str | None = None) -> dict:
     """Check, then build, write, audit and (when the recipe has a train block) train;
     returns the summary. A second run of the same run directory stops with a one-line
-    error naming the process that holds it, or waits for it with ``wait=True``."""
+    error naming the process that holds it, or waits for it with ``wait=True``.
+    ``engine`` (local or ray) overrides the recipe's."""
+    if engine is not None:
+        recipe = recipe.model_copy(update={"engine": check_engine(engine)})
     run_dir = check_run(recipe, recipe_path)
     mark_folder(run_dir)
     with exclusive(run_dir / LOCK_NAME, f"the run directory {run_dir}", wait=wait, log=log):
@@ -375,19 +298,22 @@ def _run_locked(recipe: Recipe, recipe_path: Path, run_dir: Path, log: Log, trai
     start = time.perf_counter()
     meter = CostMeter()
     base = recipe_path.resolve().parent
-    stages, frame, key = build_stages(recipe, base, run_dir, log, meter)
+    engine = get_engine(recipe.engine, log)
+    stages, frame, key = build_stages(recipe, base, run_dir, log, meter, engine)
     with meter.phase("write"):
         data_path, rejects_path, write_rejected = write_outputs(recipe, run_dir, stages, frame)
     data_key = fingerprint(key, recipe.output.model_dump())
     with meter.phase("audit"):
         report = write_audit(recipe, run_dir, stages, frame, fingerprint(data_key, recipe.audit.model_dump()))
     summary = {
-        "recipe": str(recipe_path), "run_dir": str(run_dir), "data": str(data_path),
+        "recipe": str(recipe_path), "run_dir": str(run_dir), "engine": recipe.engine, "data": str(data_path),
         "records": frame.height - len(write_rejected), "rejects": str(rejects_path),
         "rejected_by_reason": count_reasons([r for s in stages for r in s.rejects] + write_rejected),
         "report": str(report) if report else None,
-        "stages": [{**s.report, "cached": s.cached} for s in stages],
+        "stages": [{**s.report.as_dict(), "cached": s.cached} for s in stages],
     }
+    if engine.stats:
+        summary["engine_stats"] = engine.stats  # e.g. the bytes the Ray shuffles moved
     if recipe.train is not None and train:
         summary["train"] = run_training(recipe, run_dir, data_path, data_key, frame, log, meter, base)
     summary["seconds"] = round(time.perf_counter() - start, 1)

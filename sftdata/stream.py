@@ -76,17 +76,27 @@ class _Reports:
 
 def run_file(input: str | os.PathLike, output: str | os.PathLike, steps: list[Step],
              rejects: str | os.PathLike, to: str | None = None, fmt: str | None = None,
-             progress: Callable[[int], None] | None = None, mapping=None, **batching) -> FileRun:
+             progress: Callable[[int], None] | None = None, mapping=None, engine=None, **batching) -> FileRun:
     """Read ``input``, run ``steps``, write ``output`` in format ``to`` (default: the
     input's) and every reject to ``rejects``; see the module docstring. ``batching``
     (``batch_bytes``, ``batch_rows``) sets the batch size of the reader; ``mapping``
-    (``sftdata.mapping.ColumnMapping``) renames the input's own layout."""
+    (``sftdata.mapping.ColumnMapping``) renames the input's own layout. An ``engine``
+    other than local (``sftdata.engine``: ray) runs each step on the whole file's frame,
+    the step's work spread over its cluster."""
     reader = BatchReader(input, fmt, progress=progress, mapping=mapping, **batching)
     to = to or reader.format
     phases = _phases(steps)
     reports = _Reports(steps)
     with RejectsWriter(rejects) as rejected, RecordWriter(output, to) as writer:
-        if phases is None or not phases[1]:
+        if engine is not None and engine.name != "local":
+            frame = _whole(reader, rejected)
+            for i, step in enumerate(steps):
+                result = engine.run_step(step, frame)
+                rejected.add_rejected(result.rejected, step.name)
+                reports.add(i, result.report)
+                frame = result.kept
+            rejected.add(writer.write(frame))
+        elif phases is None or not phases[1]:
             batches = ((b.frame, b.rejects) for b in reader) if phases is not None else \
                 [(_whole(reader, rejected), [])]
             for frame, read_rejects in batches:

@@ -16,6 +16,7 @@ import typer
 
 from sftdata.cli.app import app
 from sftdata.cli.common import (
+    ENGINE,
     JSON,
     QUIET,
     Format,
@@ -56,11 +57,13 @@ def _step(name: str, params: dict):
 
 
 def _run(title: str, input: Path, output: Path, to: Optional[str], rejects: Optional[Path],
-         strict: bool, steps: list, also_read: tuple[Path, ...] = ()) -> None:
+         strict: bool, steps: list, also_read: tuple[Path, ...] = (), engine: Optional[str] = None) -> None:
     """Read, run ``steps`` batch by batch, write output and rejects, print the summary.
 
     ``also_read``: other files the steps read (evaluation sets), which no output may be.
+    ``engine``: ``ray`` runs the steps on a Ray cluster (``sftdata.engine``).
     """
+    from sftdata.engine import get_engine
     from sftdata.stream import run_file
 
     to = to.value if isinstance(to, Enum) else to
@@ -70,7 +73,8 @@ def _run(title: str, input: Path, output: Path, to: Optional[str], rejects: Opti
     rejects_path = rejects or default_rejects_path(output)
     check_paths([Target("-o", output), rejects_target(rejects, rejects_path)], inputs=[input, *also_read])
     with progress(f"{title} {input.name}") as bar:
-        done = run_file(input, output, steps, rejects_path, to=to, progress=bar.advance)
+        done = run_file(input, output, steps, rejects_path, to=to, progress=bar.advance,
+                        engine=get_engine(engine, console.print) if engine else None)
     timing = ", ".join(f"{r.step} {r.seconds:.2f}s" for r in done.reports)
     by_reason = dict(sorted(done.rejected.items(), key=lambda kv: -kv[1]))
     print_summary(
@@ -93,6 +97,7 @@ def filter_command(
     strict: bool = STRICT,
     quiet: bool = QUIET,
     as_json: bool = JSON,
+    engine: Optional[str] = ENGINE,
 ) -> None:
     """Drop low-quality records with the default filter set or a YAML config."""
     from sftdata.steps.filters import default_filter_steps, load_filter_config
@@ -100,7 +105,7 @@ def filter_command(
     steps = load_filter_config(config, note=lambda text: console.print(f"[yellow]note: {text}[/yellow]")) \
         if config else default_filter_steps()
     summary_mode(quiet, as_json)
-    _run("filter", input, output, to, rejects, strict, steps, also_read=(config,) if config else ())
+    _run("filter", input, output, to, rejects, strict, steps, also_read=(config,) if config else (), engine=engine)
 
 
 @app.command()
@@ -118,6 +123,7 @@ def dedup(
     strict: bool = STRICT,
     quiet: bool = QUIET,
     as_json: bool = JSON,
+    engine: Optional[str] = ENGINE,
 ) -> None:
     """Drop exact duplicates, then MinHash LSH near-duplicates; each reject names the
     record it duplicates."""
@@ -127,7 +133,7 @@ def dedup(
         steps.append(_step("near_dedup", {**common, "threshold": threshold,
                                           "num_perm": num_perm, "ngram": ngram}))
     summary_mode(quiet, as_json)
-    _run("dedup", input, output, to, rejects, strict, steps)
+    _run("dedup", input, output, to, rejects, strict, steps, engine=engine)
 
 
 @app.command()
@@ -143,12 +149,13 @@ def decontaminate(
     strict: bool = STRICT,
     quiet: bool = QUIET,
     as_json: bool = JSON,
+    engine: Optional[str] = ENGINE,
 ) -> None:
     """Drop training records that share an n-gram with evaluation data."""
     step = _step("decontaminate", {"against": [str(p) for p in against], "n": n,
                                    "fields": fields, "eval_fields": eval_fields})
     summary_mode(quiet, as_json)
-    _run("decontaminate", input, output, to, rejects, strict, [step], also_read=tuple(against))
+    _run("decontaminate", input, output, to, rejects, strict, [step], also_read=tuple(against), engine=engine)
 
 
 @app.command()

@@ -25,6 +25,11 @@ console = Console(stderr=True, highlight=False)
 Format = Enum("Format", {name: name for name in FORMAT_NAMES}, type=str)
 
 
+# `--engine` of `sftdata run` and of the stage commands (sftdata.engine).
+ENGINE = typer.Option(None, "--engine", help="Where the steps compute: local (this process) or ray (the "
+                      "Ray cluster at RAY_ADDRESS, else a local one; pip install 'sftdata[ray]'). Same output.")
+
+
 def check_paths(targets: Iterable[Target], inputs: Iterable = ()) -> None:
     """Refuse unsafe output paths before any work (``sftdata.paths``); say which existing
     files sftdata did not write are about to be replaced."""

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from sftdata.cli.app import app
-from sftdata.cli.common import console, print_cost
+from sftdata.cli.common import ENGINE, console, print_cost
 
 
 def _print_summary(summary: dict) -> None:
@@ -49,6 +49,7 @@ def run(
     no_train: bool = typer.Option(False, "--no-train", help="Build (and audit) the data only."),
     check: bool = typer.Option(False, "--check", help="Only validate: the recipe, the files it reads and its run directory."),
     wait: bool = typer.Option(False, "--wait", help="If another run holds the run directory, wait for it instead of stopping."),
+    engine: Optional[str] = ENGINE,
 ) -> None:
     """Run a recipe: build the data set stage by stage (cached), audit it, then train.
 
@@ -65,5 +66,5 @@ def run(
                       f"{', mix' if parsed.mix else ''}{', train' if parsed.train is not None else ''};"
                       f" run directory {run_dir})")
         return
-    summary = run_recipe(parsed, recipe, log=console.print, train=not no_train, wait=wait)
+    summary = run_recipe(parsed, recipe, log=console.print, train=not no_train, wait=wait, engine=engine)
     _print_summary(summary)

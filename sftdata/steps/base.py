@@ -158,6 +158,10 @@ class Step:
         """Return (kept, rejected); ``rejected`` carries ``reason`` and ``detail`` columns."""
         raise NotImplementedError
 
+    def prepare(self) -> None:
+        """Build what every batch needs (an index of eval n-grams) now, so an engine that
+        ships the step to many workers builds it once, not once per worker."""
+
     def _split(self, frame: pl.DataFrame, texts: Texts | None):
         """(kept, rejected, keep mask or None) for ``frame``."""
         kept, rejected = self.run(frame)

@@ -115,10 +115,13 @@ class Decontaminate(Step):
     Params = DecontamParams
     path_params = ("against",)
 
+    def prepare(self) -> None:
+        if getattr(self, "_index", None) is None:  # built once, for every batch
+            self._index = EvalIndex(self.params)
+
     def run(self, frame: pl.DataFrame):
         p = self.params
-        if getattr(self, "_index", None) is None:  # built once, for every batch
-            self._index = EvalIndex(p)
+        self.prepare()
         index = self._index
         details: list[str | None] = [None] * frame.height
         texts = field_series(frame, p.fields)

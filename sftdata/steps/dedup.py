@@ -167,6 +167,11 @@ class _DedupStep(GlobalStep):
     def _count(self, state) -> int:
         raise NotImplementedError
 
+    def adopt(self, dup_of: np.ndarray, sims: np.ndarray) -> None:
+        """Take decisions made elsewhere (the Ray engine's shuffles) instead of ``decide``:
+        ``dup_of[i]`` the row that row i duplicates (-1: kept), ``sims[i]`` how alike."""
+        self._dup_of, self._sims = dup_of, sims
+
     def wants_ids(self) -> np.ndarray:
         """The observed rows whose ids the rejects will name (sorted)."""
         return np.unique(self._dup_of[self._dup_of >= 0])
@@ -351,9 +356,17 @@ def near_duplicates(sig8: np.ndarray, has: np.ndarray, rank: np.ndarray, p: Near
     pairs = mh.lsh_pairs(sig8, reps, bands, band_rows, p.bucket_window)
     sims = mh.similarity(sig8, pairs[:, 0], pairs[:, 1]) if len(pairs) else np.zeros(0)
     ok = sims >= p.threshold
-    rep_dup, rep_sim = greedy_select(n, pairs[ok], sims[ok], rank)
-    members = sorted_rows[~new_group]
-    member_rep = rep_of[~new_group]
+    return resolve_near(n, reps, sorted_rows[~new_group], rep_of[~new_group], pairs[ok], sims[ok], rank)
+
+
+def resolve_near(n: int, reps: np.ndarray, members: np.ndarray, member_rep: np.ndarray,
+                 pairs: np.ndarray, sims: np.ndarray, rank: np.ndarray):
+    """dup_of / similarity of every row, from the verified edges between representatives
+    (rows with a distinct signature) and the members that share a representative's
+    signature: the one decision rule of both engines."""
+    dup_of = np.full(n, -1, dtype=np.int64)
+    dup_sim = np.zeros(n, dtype=np.float32)
+    rep_dup, rep_sim = greedy_select(n, pairs, sims, rank)
     dup_of[reps], dup_sim[reps] = rep_dup[reps], rep_sim[reps]
     rep_kept = rep_dup[member_rep] < 0
     dup_of[members] = np.where(rep_kept, member_rep, rep_dup[member_rep])
