@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -118,8 +120,20 @@ def bundled_model_dir() -> Path:
         return target
     gguf = bundled_gguf_path()
     with atomic_dir(target, replace=False) as tmp:
-        _convert(gguf, tmp)
+        _convert_in_child(gguf, tmp)
     return target
+
+
+def _convert_in_child(gguf: Path, out: Path) -> None:
+    """``_convert`` in a child process. Dequantising every tensor leaves about 1 GiB of
+    freed memory in the converting process's heap; in a child it goes back to the system,
+    so a first ``sftdata run`` peaks no higher than every later one."""
+    code = ("import sys; from pathlib import Path; from sftdata.local_model import _convert; "
+            "_convert(Path(sys.argv[1]), Path(sys.argv[2]))")
+    proc = subprocess.run([sys.executable, "-c", code, str(gguf), str(out)], stdout=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        raise UserError(f"converting the bundled model {gguf.name} failed (exit {proc.returncode}; "
+                        "its error is printed above)")
 
 
 def resolve_model_path(name_or_path: str | os.PathLike | None) -> Path:
