@@ -36,6 +36,8 @@ import sys
 import time
 from pathlib import Path
 
+from sftdata.rejects import default_rejects_path  # where the commands put their rejects
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "dedup"))
 SFTDATA = str(Path(sys.executable).parent / "sftdata")
@@ -249,7 +251,7 @@ def main() -> None:
                 line += (f"\n    filters' own time (in memory) {own['seconds']:.1f} s; steps in the command "
                          f"{res['steps']:.1f} s; end to end / own = {res['seconds'] / own['seconds']:.2f}x (target <= 1.5x)")
             if name == "dedup":
-                ours = dropped_rows(res["out"].with_name(res["out"].stem + ".rejects.jsonl"))
+                ours = dropped_rows(default_rejects_path(res["out"]))
                 entry["recall"] = recall(ours, plants, args.records)
                 line += f"  recall {entry['recall']:.3f}"
                 if not args.skip_baselines:
@@ -257,7 +259,7 @@ def main() -> None:
                     first = slice_file(src, n)
                     base = baseline("rensa", first, n, args.runs)
                     small = run_command("dedup", first, args.work, args.runs)
-                    small_drop = dropped_rows(small["out"].with_name(small["out"].stem + ".rejects.jsonl"))
+                    small_drop = dropped_rows(default_rejects_path(small["out"]))
                     base_rate = n / base["seconds"]
                     entry["rensa"] = {"records": n, "seconds": base["seconds"], "rate": base_rate,
                                       "recall": recall(set(base["dropped"]), plants, n), "runs": base["runs"]}
