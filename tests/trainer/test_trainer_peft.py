@@ -166,7 +166,7 @@ def test_neftune_noise_is_bounded_and_only_in_training(tiny_model_dir, chat_file
 def test_qlora_without_a_gpu_is_a_one_line_error(tiny_model_dir, chat_file, tmp_path, cli):
     with pytest.raises(UserError, match="qlora needs a CUDA GPU"):
         prepare_model(_config(chat_file, tiny_model_dir, tmp_path, method="qlora"))
-    result = cli("train", "--data", chat_file, "--model", tiny_model_dir, "-o", tmp_path / "q", "--method", "qlora")
+    result = cli("train", chat_file, "--model", tiny_model_dir, "-o", tmp_path / "q", "--method", "qlora")
     assert result.exit_code != 0 and "qlora needs a CUDA GPU" in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 

@@ -158,8 +158,8 @@ def test_cli_rejects_unknown_config_keys_in_one_line(tmp_path, cli):
     assert old.exit_code == 2 and "--data is deprecated" in old.stderr and "-o/--output" in old.stderr
     both = cli("train", tmp_path / "x.jsonl", "--data", tmp_path / "y.jsonl", "-o", tmp_path / "o")
     assert both.exit_code == 2 and "give the training data once" in both.stderr
-    choice = cli("train", tmp_path / "x.jsonl", "-o", tmp_path / "o", "--method", "qlora")
-    assert choice.exit_code == 2 and "'qlora' is not one of 'lora', 'full', 'freeze'" in choice.stderr
+    choice = cli("train", tmp_path / "x.jsonl", "-o", tmp_path / "o", "--method", "qlra")
+    assert choice.exit_code == 2 and "'qlra' is not one of 'lora', 'qlora', 'full', 'freeze'" in choice.stderr
     result = cli("merge", tmp_path, "-o", tmp_path / "m")
     assert result.exit_code == 2 and "not a LoRA adapter" in result.stderr
 
