@@ -18,6 +18,7 @@ import polars as pl
 import pytest
 
 from sftdata.convert import read_canonical
+from sftdata.rejects import default_rejects_path
 from sftdata.steps.registry import get_step
 from tests.engine.data import records, write_jsonl
 
@@ -122,7 +123,7 @@ def test_stage_commands_take_engine_ray(tmp_path, ray_cluster):
             done = subprocess.run([str(SFTDATA), command, "in.jsonl", "-o", out.name, "--engine", engine],
                                   cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
             assert done.returncode == 0, done.stderr
-            outs[engine] = (out.read_bytes(), sorted(out.with_suffix(".rejects.jsonl").read_text().splitlines()))
+            outs[engine] = (out.read_bytes(), sorted(default_rejects_path(out).read_text().splitlines()))
         assert outs["ray"] == outs["local"]
         assert outs["local"][1], f"{command} dropped nothing"
 

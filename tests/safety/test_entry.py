@@ -20,7 +20,7 @@ from tests.safety.helpers import assert_one_line_error, write_alpaca
     (["convert", "in.jsonl", "-o", "", "--to", "sharegpt"], "unknown extension"),
     (["generate", "-o", "g.jsonl", "--base-url", "http://[::1/v1"], "not an http(s)://"),
     (["generate", "-o", "g.jsonl", "--base-url", "ftp://host/v1"], "not an http(s)://"),
-    (["train", "--data", "in.jsonl", "-o", "t", "--model", "empty_folder"], "no config.json"),
+    (["train", "in.jsonl", "-o", "t", "--model", "empty_folder"], "no config.json"),
 ])
 def test_usage_errors_are_one_line_and_exit_2(tmp_path, sftdata_cmd, args, contains):
     write_alpaca(tmp_path / "in.jsonl")

@@ -137,7 +137,7 @@ def test_train_with_a_hostile_chat_template_is_one_line(tmp_path, tiny_model_dir
     rows = [{"messages": [{"role": "user", "content": f"Question {i}?"},
                           {"role": "assistant", "content": f"Answer {i}."}]} for i in range(8)]
     (tmp_path / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    proc = sftdata_cmd("train", "--data", "data.jsonl", "-o", "out", "--model", tiny_model_dir,
+    proc = sftdata_cmd("train", "data.jsonl", "-o", "out", "--model", tiny_model_dir,
                        "--max-steps", "1", "--set", f"chat_template={template}", cwd=tmp_path, timeout=300)
     assert_one_line_error(proc, 2, contains="SecurityError")
     assert not marker.exists()

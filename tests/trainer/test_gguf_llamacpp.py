@@ -149,7 +149,7 @@ def test_trained_adapter_exports_and_llamacpp_generates_from_it(tmp_path):
     from sftdata.local_model import bundled_model_dir
 
     data = write_jsonl(tmp_path / "train.jsonl", make_records(24, seed=5, multi_turn=False))
-    trained = run_sftdata("train", "--data", data, "-o", tmp_path / "adapter", "--max-steps", "3",
+    trained = run_sftdata("train", data, "-o", tmp_path / "adapter", "--max-steps", "3",
                           "--max-length", "128", "--batch-size", "4", "--lr", "1e-3",
                           "--set", "progress=false", "--set", "num_samples=0")
     assert trained.returncode == 0, trained.stderr[-2000:]

@@ -107,13 +107,13 @@ def _refusal_checks(run, realworld, tmp_path, model_dir):
     data = tmp_path / "glaive.json"
     data.write_text(json.dumps(rows))
     out = tmp_path / "run"
-    result = run("train", "--data", data, "--model", model_dir, "-o", out, "--max-steps", "1")
+    result = run("train", data, "--model", model_dir, "-o", out, "--max-steps", "1")
     assert result.returncode == 2
     message = result.stderr
     assert "tool_calls_not_rendered" in message and "turn" in message and "record" in message
     assert "--chat-template chatml-tools" in message and "--force" in message and "sftdata masks" in message
     assert not (out / "adapter_model.safetensors").exists()
-    ok = run("train", "--data", data, "--model", model_dir, "-o", out, "--max-steps", "1",
+    ok = run("train", data, "--model", model_dir, "-o", out, "--max-steps", "1",
              "--chat-template", "chatml-tools", "--set", "progress=false", "--set", "num_samples=0",
              "--max-length", "512")
     assert ok.returncode == 0, ok.stderr[-2000:]

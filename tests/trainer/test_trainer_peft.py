@@ -174,7 +174,7 @@ def test_qlora_without_a_gpu_is_a_one_line_error(tiny_model_dir, chat_file, tmp_
 @pytest.mark.slow  # a subprocess that imports the training stack and trains: ~90 s on a loaded 2-core machine
 def test_the_installed_command_takes_the_new_settings(tiny_model_dir, chat_file, tmp_path, sftdata_cmd):
     out = tmp_path / "cmd"
-    done = sftdata_cmd("train", "--data", chat_file, "--model", tiny_model_dir, "-o", out, "--max-steps", "2",
+    done = sftdata_cmd("train", chat_file, "--model", tiny_model_dir, "-o", out, "--max-steps", "2",
                        "--max-length", "128", "--set", "lora_dora=true", "--set", "lora_rslora=true",
                        "--set", "neftune_alpha=5", "--set", "loraplus_lr_ratio=16", "--set", "progress=false",
                        timeout=300)
@@ -184,6 +184,6 @@ def test_the_installed_command_takes_the_new_settings(tiny_model_dir, chat_file,
 
     held = yaml.safe_load((out / "train_config.yaml").read_text())
     assert held["neftune_alpha"] == 5 and held["cross_entropy"] == "fused" and held["attn_implementation"] == "sdpa"
-    bad = sftdata_cmd("train", "--data", chat_file, "--model", tiny_model_dir, "-o", tmp_path / "bad",
+    bad = sftdata_cmd("train", chat_file, "--model", tiny_model_dir, "-o", tmp_path / "bad",
                       "--set", "lora_init=svd")
     assert bad.returncode != 0 and "lora_init" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1

@@ -27,7 +27,7 @@ def test_short_lora_run_on_smollm2_lowers_the_training_loss(tmp_path, cli):
                for q, a in FACTS]
     before = evaluate_loss(None, records, max_length=256)
     out = tmp_path / "run"
-    result = cli("train", "--data", data, "-o", out, "--max-steps", "5", "--lr", "2e-3",
+    result = cli("train", data, "-o", out, "--max-steps", "5", "--lr", "2e-3",
                  "--batch-size", "1", "--max-length", "256", "--set", "warmup_ratio=0",
                  "--set", "progress=false", "--sample", "What is the password?")
     assert result.exit_code == 0, result.stderr
