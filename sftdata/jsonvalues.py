@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from sftdata.colnames import col, struct_fields
+
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S%.f"
 
 
@@ -66,8 +68,8 @@ def jsonable(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     if isinstance(dtype, pl.List):
         return expr.list.eval(jsonable(pl.element(), dtype.inner))
     if isinstance(dtype, pl.Struct):
-        return pl.struct([jsonable(expr.struct.field(f.name), f.dtype).alias(f.name)
-                          for f in dtype.fields])
+        return pl.struct([jsonable(field, f.dtype).alias(f.name)
+                          for f, field in zip(dtype.fields, struct_fields(expr, dtype))])
     raise TypeError(f"no JSON form for {dtype}")
 
 
@@ -75,7 +77,7 @@ def jsonable_frame(frame: pl.DataFrame, columns: list[str] | None = None) -> pl.
     """``frame`` with ``columns`` (default: all) cast by the rule; a column of a type
     without a JSON form (Object) raises TypeError."""
     names = frame.columns if columns is None else columns
-    exprs = [jsonable(pl.col(c), frame.schema[c]).alias(c) for c in names
+    exprs = [jsonable(col(c), frame.schema[c]).alias(c) for c in names
              if not _is_plain(frame.schema[c])]
     return frame.with_columns(exprs) if exprs else frame
 
@@ -99,6 +101,6 @@ def finite(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
         inner = expr.arr.to_list() if isinstance(dtype, pl.Array) else expr
         return inner.list.eval(finite(pl.element(), dtype.inner)).list.all().fill_null(True)
     if isinstance(dtype, pl.Struct) and has_floats(dtype):
-        return pl.all_horizontal([finite(expr.struct.field(f.name), f.dtype)
-                                  for f in dtype.fields if has_floats(f.dtype)])
+        return pl.all_horizontal([finite(field, f.dtype) for f, field
+                                  in zip(dtype.fields, struct_fields(expr, dtype)) if has_floats(f.dtype)])
     return pl.lit(True)

@@ -17,6 +17,7 @@ from sftdata.convert import build
 from sftdata.convert.decode import decode
 from sftdata.convert.jsontext import json_depth, json_object
 from sftdata.convert.shapes import EXTRA, KNOWN, PROVEN, ROW, TEXT, Field, struct
+from sftdata.colnames import col
 from sftdata.jsonvalues import finite, jsonable
 
 _E = pl.element()
@@ -105,11 +106,12 @@ def _decoded_text(batch: pl.DataFrame, f: Field) -> pl.DataFrame:
 
 def _json_text_ok(batch: pl.DataFrame, name: str) -> list[pl.Expr]:
     """Checks on a column of JSON text spliced into the record as it is."""
-    text = pl.col(name)
+    text = col(name)
     ok = [text.is_null() | text.str.json_path_match("$").is_not_null() | text.str.starts_with('"'),
           ~text.str.contains(r"\\u[dD][89a-fA-F]").fill_null(False)]
-    if batch[name].is_not_null().any():
-        ok.append(pl.lit(pl.Series(json_depth(batch[name])) <= _DEPTH))
+    values = batch[name].rename("value")  # Series methods address the series by its name too
+    if values.is_not_null().any():
+        ok.append(pl.lit(pl.Series(json_depth(values)) <= _DEPTH))
     return ok
 
 
@@ -153,15 +155,15 @@ def table_columns(batch: pl.DataFrame, fmt: str, info: dict, shape: Field | None
         dtype = schema[name]
         if name in json_columns and dtype == pl.String:
             ok += _json_text_ok(batch, name)
-            pairs.append((name, pl.col(name).fill_null("null")))
+            pairs.append((name, col(name).fill_null("null")))
             continue
         try:
-            value = jsonable(pl.col(name), dtype)
+            value = jsonable(col(name), dtype)
         except TypeError:
             ok.append(pl.lit(False))
             continue
         ok.append(pl.lit(_depth(dtype) <= _DEPTH))
-        ok.append(finite(pl.col(name), dtype))
+        ok.append(finite(col(name), dtype))
         pairs.append((name, json_value(value)))
     meta = json_object(pairs)
     given = pl.lit(None, dtype=pl.String)

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import polars as pl
 
+from sftdata.colnames import col
 from sftdata.convert import emit
 from sftdata.convert.reference import record_to_row
 from sftdata.errors import UserError
@@ -270,11 +271,11 @@ _KIND_DTYPE = {"str": pl.String, "bool": pl.Boolean, "int": pl.Int64, "float": p
 def _as_json(name: str, kind: str) -> pl.Expr:
     """A column of ``kind`` as JSON text (for a column whose kinds differ between parts)."""
     if kind == "json":
-        return pl.col(name)
+        return col(name)
     if kind == "str":
-        return pl.struct(pl.col(name).alias("")).struct.json_encode().str.slice(4).str.head(-1) \
-            .pipe(lambda e: pl.when(pl.col(name).is_not_null()).then(e))
-    return pl.col(name).cast(pl.String)
+        return pl.struct(col(name).alias("")).struct.json_encode().str.slice(4).str.head(-1) \
+            .pipe(lambda e: pl.when(col(name).is_not_null()).then(e))
+    return col(name).cast(pl.String)
 
 
 def _unified(part: pl.LazyFrame, part_kinds: dict[str, str], kinds: dict[str, str],
@@ -287,7 +288,7 @@ def _unified(part: pl.LazyFrame, part_kinds: dict[str, str], kinds: dict[str, st
         elif kinds.get(name) == "json" and part_kinds.get(name) != "json":
             exprs.append(_as_json(name, part_kinds[name]).alias(name))
         else:
-            exprs.append(pl.col(name).cast(dtype).alias(name))
+            exprs.append(col(name).cast(dtype).alias(name))
     return part.select(exprs)
 
 

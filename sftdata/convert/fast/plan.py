@@ -38,6 +38,7 @@ from pathlib import Path
 
 import polars as pl
 
+from sftdata.colnames import col
 from sftdata.convert.reference import records_to_rows, rows_to_records
 from sftdata.errors import UserError
 from sftdata.formats import alpaca, check_format, detect_format
@@ -288,12 +289,12 @@ def write_rows_out(result: pl.DataFrame, slow: list[tuple[int, str]], p: Plan, o
     """Write clean rows (grouped by which optional keys they have) and per-record rows in order."""
     optional = ["system", *p.extras]
     if not slow and result["_clean"].all():  # the common case: written as is, without copies
-        missing = result.select(pl.col(c).null_count() for c in optional).row(0) if optional else ()
+        missing = result.select(col(c).null_count() for c in optional).row(0) if optional else ()
         if all(m in (0, result.height) for m in missing):
             frame = output_frame(result, p.to, [c for c, m in zip(optional, missing) if m == 0])
             frame.write_ndjson(out)
             return frame.height
-    flags = [pl.col(c).is_not_null().alias(f"_has_{c}") for c in optional]
+    flags = [col(c).is_not_null().alias(f"_has_{c}") for c in optional]
     clean = result.filter("_clean").with_columns(flags)
     parts = clean.partition_by([f"_has_{c}" for c in optional], maintain_order=True, as_dict=True) \
         if clean.height else {}

@@ -40,6 +40,7 @@ from typing import BinaryIO, Callable
 
 import polars as pl
 
+from sftdata.colnames import col
 from sftdata.convert.fast import plan as fast
 from sftdata.formats import alpaca
 
@@ -91,7 +92,7 @@ def _frame_bytes(fields: tuple[str, ...], shape: Framing) -> pl.Expr:
     present = [pl.when(pl.col(f).is_not_null()).then(len(f.encode()) + _FIELD_FRAME).otherwise(0)
                for f in fields]
     in_output = {"system": pl.col("system").is_not_null() & (pl.col("system") != "")}
-    in_output |= {c: pl.col(c).is_not_null() for c in shape.extra if c != "system"}
+    in_output |= {c: col(c).is_not_null() for c in shape.extra if c != "system"}
     framing = [pl.when(has).then(shape.extra[c]).otherwise(0) for c, has in in_output.items()]
     joined = pl.when(pl.col("input").fill_null("") != "").then(_JOIN_BYTES).otherwise(0)
     total = 1 + pl.sum_horizontal(present) - shape.base - pl.sum_horizontal(framing) - joined
