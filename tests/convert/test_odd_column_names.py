@@ -1,4 +1,4 @@
-"""Column and field names polars would read as regular expressions (``^...$``) are
+"""Column and field names polars would read as patterns (``^...$``, ``*``) are
 plain names to sftdata: a file other tools wrote with such names converts, filters and
 dedups through the installed command, and every value comes back under its own name."""
 
@@ -10,18 +10,15 @@ import json
 import polars as pl
 import pytest
 
-ODD = ["^$", "^[\\w]+$", "^id$"]
-
-
 def _rows() -> list[dict]:
     return [{"instruction": f"question {i}", "output": f"answer {i}",
-             "^$": i, "^[\\w]+$": f"v{i}", "^id$": None if i % 2 else [i],
-             "meta": {"^k$": i, "when": datetime.date(2024, 1, i + 1)}} for i in range(6)]
+             "^$": i, "^[\\w]+$": f"v{i}", "^id$": None if i % 2 else [i], "*": f"s{i}",
+             "meta": {"^k$": i, "*": i, "when": datetime.date(2024, 1, i + 1)}} for i in range(6)]
 
 
 def _expected_extras(i: int) -> dict:
-    return {"^$": i, "^[\\w]+$": f"v{i}", "^id$": None if i % 2 else [i],
-            "meta": {"^k$": i, "when": f"2024-01-0{i + 1}"}}
+    return {"^$": i, "^[\\w]+$": f"v{i}", "^id$": None if i % 2 else [i], "*": f"s{i}",
+            "meta": {"^k$": i, "*": i, "when": f"2024-01-0{i + 1}"}}
 
 
 @pytest.fixture
