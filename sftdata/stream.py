@@ -29,6 +29,7 @@ import polars as pl
 
 from sftdata.convert import BatchReader, RecordWriter
 from sftdata.convert.rejectfile import RejectsWriter
+from sftdata.progress import phase
 from sftdata.steps.base import GlobalStep, Step, StepReport, run_chain
 
 
@@ -91,6 +92,7 @@ def run_file(input: str | os.PathLike, output: str | os.PathLike, steps: list[St
         if engine is not None and engine.name != "local":
             frame = _whole(reader, rejected)
             for i, step in enumerate(steps):
+                phase(progress, f"{step.name} on {engine.name}", None)
                 result = engine.run_step(step, frame)
                 rejected.add_rejected(result.rejected, step.name)
                 reports.add(i, result.report)
@@ -103,7 +105,7 @@ def run_file(input: str | os.PathLike, output: str | os.PathLike, steps: list[St
                 rejected.add(read_rejects)
                 _local(frame, steps, 0, reports, rejected, writer)
         else:
-            _two_passes(reader, *phases, reports, rejected, writer)
+            _two_passes(reader, *phases, reports, rejected, writer, progress)
     return FileRun(reader.rows_in, writer.rows, reader.format, to, reports.done(steps), dict(rejected.counts))
 
 
@@ -129,13 +131,14 @@ def _local(frame: pl.DataFrame, steps: list[Step], first: int, reports: _Reports
 
 
 def _two_passes(reader: BatchReader, before: list[Step], global_steps: list[GlobalStep], after: list[Step],
-                reports: _Reports, rejected: RejectsWriter, writer: RecordWriter) -> None:
+                reports: _Reports, rejected: RejectsWriter, writer: RecordWriter,
+                progress: Callable[[int], None] | None = None) -> None:
     spill = Path(tempfile.mkdtemp(prefix=".sftdata-spill.", dir=Path(writer.path).parent))
     seconds = [0.0] * len(global_steps)  # observe + decide time, added to the reports
     try:
         for step in global_steps:
             step.reset()
-        parts = []
+        parts, spilled = [], 0
         for batch in reader:  # pass 1: observe what the steps before keep, and spill it
             rejected.add(batch.rejects)
             kept = _local(batch.frame, before, 0, reports, rejected, None)
@@ -147,8 +150,10 @@ def _two_passes(reader: BatchReader, before: list[Step], global_steps: list[Glob
             part = spill / f"{len(parts):06d}.arrow"
             kept.write_ipc(part, compression="uncompressed")  # read back once: no compression
             parts.append(part)
+            spilled += kept.height
         alive = None
         for i, step in enumerate(global_steps):
+            phase(progress, f"{step.name}: deciding", None)
             start = time.perf_counter()
             step.decide(alive)
             wanted = step.wants_ids()
@@ -159,6 +164,7 @@ def _two_passes(reader: BatchReader, before: list[Step], global_steps: list[Glob
             alive = ~dropped if alive is None else alive & ~dropped
             seconds[i] += time.perf_counter() - start
         offset, first_after = 0, len(before) + len(global_steps)
+        phase(progress, "writing", spilled)
         for n, part in enumerate(parts):  # pass 2: split each spilled batch, run the steps after
             frame = pl.read_ipc(part)
             keep = np.ones(frame.height, dtype=bool)
@@ -173,5 +179,7 @@ def _two_passes(reader: BatchReader, before: list[Step], global_steps: list[Glob
                 reports.add(len(before) + i, report)
             offset += frame.height
             _local(frame.filter(pl.Series(keep)), after, first_after, reports, rejected, writer)
+            if progress is not None:
+                progress(frame.height)
     finally:
         shutil.rmtree(spill, ignore_errors=True)

@@ -37,6 +37,7 @@ from .defaults import for_machine
 from .neftune import add_neftune
 from .optim import make_optimizer
 from .packing import collate, epoch_batches, flattens_rows, forward_parts
+from .progress import StepBar
 from .precision import enable_tf32, installed_flash_attention, machine_precision, pick_attention
 from .reporting import Reporter, check_available
 from .stopping import BestTracker
@@ -222,7 +223,7 @@ def train(config: TrainConfig | dict) -> TrainResult:
     log = JsonlAppender(metrics_path) if main else None
     reporter = Reporter(trackers, out, json.loads(cfg.model_dump_json())) if main and trackers else None
     tracker = BestTracker(cfg.early_stopping_patience, cfg.early_stopping_threshold)
-    bar = _progress(total_steps, step, enabled=cfg.progress and main)
+    bar = StepBar(total_steps, step, enabled=cfg.progress and main)
 
     def eval_loss() -> float | None:
         """Held-out loss, each process scoring every world-th example, summed over all. The
@@ -301,8 +302,7 @@ def train(config: TrainConfig | dict) -> TrainResult:
             log.append([row])
             if reporter:
                 reporter.log(row, step)
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss_value:.4f}", tok_s=f"{row['tokens_per_s']:.0f}")
+        bar.step(loss_value, row["tokens_per_s"])
         if cfg.save_every and step % cfg.save_every == 0 and step < total_steps:
             accelerator.wait_for_everyone()
             rng_states = gather_rng_states(accelerator)
@@ -371,12 +371,6 @@ def _write_summary(out: Path, result: TrainResult) -> None:
                "threads": torch.get_num_threads(), "cost": result.cost}
     with atomic_path(out / "summary.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2), encoding="utf-8")
-
-
-def _progress(total: int, initial: int, enabled: bool) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, disable=not enabled, desc="training", unit="step")
 
 
 def _forget_other_precision(mixed: str) -> None:

@@ -73,7 +73,7 @@ def _run(title: str, input: Path, output: Path, to: Optional[str], rejects: Opti
     rejects_path = rejects or default_rejects_path(output)
     check_paths([Target("-o", output), rejects_target(rejects, rejects_path)], inputs=[input, *also_read])
     with progress(f"{title} {input.name}") as bar:
-        done = run_file(input, output, steps, rejects_path, to=to, progress=bar.advance,
+        done = run_file(input, output, steps, rejects_path, to=to, progress=bar,
                         engine=get_engine(engine, console.print) if engine else None)
     timing = ", ".join(f"{r.step} {r.seconds:.2f}s" for r in done.reports)
     by_reason = dict(sorted(done.rejected.items(), key=lambda kv: -kv[1]))

@@ -4,7 +4,6 @@ slow inputs, what a run cost, and the exit rule for ``--strict``."""
 from __future__ import annotations
 
 import json
-import time
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
@@ -13,12 +12,12 @@ from typing import Iterable, Iterator, Optional
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from sftdata.errors import UserError
 from sftdata.formats import FORMAT_NAMES
 from sftdata.paths import Target, check_targets
+from sftdata.progress import Bar
 
 console = Console(stderr=True, highlight=False)
 # The format names as a choice: shell completion and --help list them.
@@ -64,6 +63,11 @@ QUIET = typer.Option(False, "--quiet", "-q", help="Print no summary (errors stil
 JSON = typer.Option(False, "--json", help="Print the summary as one JSON object on stdout, for scripts.")
 
 
+def print_json(obj: dict) -> None:
+    """``--json``: one JSON object on stdout (everything else sftdata prints goes to stderr)."""
+    typer.echo(json.dumps(obj, ensure_ascii=False, default=str))
+
+
 def summary_mode(quiet: bool, as_json: bool) -> SummaryMode:
     """Set how ``print_summary`` reports for this command (``--quiet`` / ``--json``)."""
     global _mode
@@ -71,6 +75,11 @@ def summary_mode(quiet: bool, as_json: bool) -> SummaryMode:
         raise UserError("--quiet and --json: pick one")
     _mode = SummaryMode.quiet if quiet else (SummaryMode.json if as_json else SummaryMode.table)
     return _mode
+
+
+def showing_tables() -> bool:
+    """True unless ``--quiet`` or ``--json`` asked for no tables on the terminal."""
+    return _mode is SummaryMode.table
 
 
 def rejects_note(path: Path, count: int) -> str:
@@ -95,10 +104,9 @@ def print_summary(
     if _mode is SummaryMode.quiet:
         return
     if _mode is SummaryMode.json:
-        typer.echo(json.dumps({"title": title, "records_in": records_in, "records_out": records_out,
-                               "rejected": sum(rejects_by_reason.values()),
-                               "rejected_by_reason": rejects_by_reason, **(facts or {})},
-                              ensure_ascii=False, default=str))
+        print_json({"title": title, "records_in": records_in, "records_out": records_out,
+                    "rejected": sum(rejects_by_reason.values()),
+                    "rejected_by_reason": rejects_by_reason, **(facts or {})})
         return
     console.print(f"[bold]{escape(title)}[/bold]", soft_wrap=True)
     table = Table(show_header=False, box=None)
@@ -116,37 +124,11 @@ def print_summary(
         console.print(note, soft_wrap=True)
 
 
-class _DelayedProgress:
-    """A rich progress bar that is shown only once work has taken over ``delay`` seconds."""
-
-    def __init__(self, description: str, total: int | None, delay: float):
-        self.description, self.total, self.delay = description, total, delay
-        self.start = time.monotonic()
-        self.done = 0
-        self.progress: Progress | None = None
-        self.task = None
-
-    def advance(self, n: int = 1) -> None:
-        self.done += n
-        if self.progress is None and time.monotonic() - self.start > self.delay:
-            self.progress = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TimeElapsedColumn(), console=console, transient=True,
-            )
-            self.progress.start()
-            self.task = self.progress.add_task(self.description, total=self.total)
-        if self.progress is not None:
-            self.progress.update(self.task, completed=self.done)
-
-    def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-
-
 @contextmanager
-def progress(description: str, total: int | None = None, delay: float = 1.5) -> Iterator[_DelayedProgress]:
-    """``with progress("converting", total=n) as bar: bar.advance()``; silent on fast inputs."""
-    bar = _DelayedProgress(description, total, delay)
+def progress(description: str, total: int | None = None, delay: float = 1.5) -> Iterator[Bar]:
+    """``with progress("converting", total=n) as bar: work(progress=bar)``: a
+    ``sftdata.progress.Bar``, silent on fast inputs and under ``--quiet`` / ``--json``."""
+    bar = Bar(description, total, delay, enabled=showing_tables())
     try:
         yield bar
     finally:

@@ -103,7 +103,7 @@ def convert(
     check_paths(targets, inputs=[input] if local else [])
     label = Path(input).name if local else ("stdin" if input == "-" else input)
     with RejectsWriter(rejects_path) as rejected, progress(f"converting {label}") as bar:
-        result = convert_file(input, output, to_name, fmt=from_name, progress=bar.advance,
+        result = convert_file(input, output, to_name, fmt=from_name, progress=bar,
                               on_rejects=rejected.add, mapping=mapping)
     emitted = _emit(output, emit_for, to_name)
     notes = [f"output:  {'stdout' if stdout else output}", rejects_note(rejects_path, rejected.total)]
@@ -130,27 +130,41 @@ def _emit(output: Path, tools: list, fmt: str) -> list[str]:
     return lines
 
 
+_LISTED = 1000  # invalid records listed by validate --json
+
+
 @app.command()
 def validate(
     input: Path = typer.Argument(..., help="Input file to check."),
     from_: Optional[Format] = typer.Option(None, "--from", help="Input format (default: detected)."),
+    quiet: bool = QUIET,
+    as_json: bool = JSON,
 ) -> None:
     """Print FILE:LINE: reason for every invalid record; exit 1 if there is any.
 
-    LINE is the 1-based line for JSONL and the 0-based record index otherwise.
+    LINE is the 1-based line for JSONL and the 0-based record index otherwise. With
+    --json the invalid records are listed in the JSON object instead (the first 1,000).
     """
+    summary_mode(quiet, as_json)
     counts: dict[str, int] = {}
+    invalid: list[dict] = []
     kept = 0
     with progress(f"reading {input.name}") as bar:
-        reader = read_batches(input, fmt=from_.value if from_ else None, progress=bar.advance)
+        reader = read_batches(input, fmt=from_.value if from_ else None, progress=bar)
         for batch in reader:  # batch by batch: memory stays bounded
             kept += batch.frame.height
             for reject in batch.rejects:
-                typer.echo(f"{input}:{reject['location']}: {reject['reason']}")
+                if not as_json:
+                    typer.echo(f"{input}:{reject['location']}: {reject['reason']}")
+                elif len(invalid) < _LISTED:
+                    invalid.append({"location": reject["location"], "reason": reject["reason"]})
                 counts[reject["reason"]] = counts.get(reject["reason"], 0) + 1
     print_summary(
-        f"validate {input.name} ({reader.format}; locations are {location_kind(input)}s)",
+        f"validate {input.name} ({reader.format}; locations are "
+        f"{'lines' if location_kind(input) == 'line' else 'record indexes'})",
         reader.rows_in, kept, dict(sorted(counts.items(), key=lambda kv: -kv[1])),
+        facts={"format": reader.format, "location": location_kind(input), "invalid": invalid,
+               "invalid_listed": len(invalid)},
     )
     if counts:
         raise typer.Exit(1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
 
@@ -10,7 +11,7 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from sftdata.cli.app import app
-from sftdata.cli.common import check_paths, console, option_error
+from sftdata.cli.common import JSON, QUIET, check_paths, console, option_error, print_json, showing_tables, summary_mode
 from sftdata.errors import UserError
 
 
@@ -56,8 +57,12 @@ def generate_command(
     timeout: float = typer.Option(60.0, "--timeout", help="Seconds per request."),
     rejects: Optional[Path] = typer.Option(None, "--rejects", help="Rejects file."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start afresh, replacing the output."),
+    quiet: bool = QUIET,
+    as_json: bool = JSON,
 ) -> None:
     """Generate instruction data with Self-Instruct (resumable: re-run to continue)."""
+    summary_mode(quiet, as_json)
+    say = console.print if showing_tables() else (lambda *a, **k: None)
     from sftdata.generate import GenerateConfig, generate
     from sftdata.generate.progress import GenerationProgress
 
@@ -86,20 +91,23 @@ def generate_command(
                 inputs=[seeds] if seeds else [])
 
     if cfg.embedded:
-        console.print("loading the embedded model (first use converts it once, ~30 s)...")
-    bar = GenerationProgress(num, console=console)
+        say("loading the embedded model (first use converts it once, ~30 s)...")
+    bar = GenerationProgress(num, console=console, enabled=showing_tables())
 
     def on_start(run) -> None:
         where = f" at {run.backend.base_url}" if hasattr(run.backend, "base_url") else ""
-        console.print(f"backend: {run.backend.name}{where} · model: {run.backend.model}")
+        say(f"backend: {run.backend.name}{where} · model: {run.backend.model}")
         if run.count.accepted:
-            console.print(f"resuming: {run.count.accepted} of {num} records already in {output}")
+            say(f"resuming: {run.count.accepted} of {num} records already in {output}")
         bar.on_start(run)
 
     with bar:
         summary = generate(cfg, on_start=on_start, on_event=bar.on_event)
-    console.print(f"backend: {summary.backend} · model: {summary.model}")
-    _print_summary(summary, num)
+    if as_json:
+        print_json({"title": "generate", "num": num, **asdict(summary), "total_tokens": summary.total_tokens})
+    elif not quiet:
+        console.print(f"backend: {summary.backend} · model: {summary.model}")
+        _print_summary(summary, num)
     if not summary.complete:
         console.print(f"[yellow]stopped at the request budget with {summary.records} of {num} "
                       "records; re-run the same command (or raise --max-requests) to continue[/yellow]")

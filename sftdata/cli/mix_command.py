@@ -14,14 +14,19 @@ from rich.table import Table
 
 from sftdata.cli.app import app
 from sftdata.cli.common import (
+    JSON,
+    QUIET,
     Format,
     check_paths,
     console,
     exit_for_strict,
     option_error,
     print_summary,
+    progress,
     rejects_note,
     rejects_target,
+    showing_tables,
+    summary_mode,
 )
 from sftdata.errors import UserError
 from sftdata.formats import check_format
@@ -106,6 +111,8 @@ def mix(
     rejects: Optional[Path] = typer.Option(None, "--rejects", help="Rejects file (default: <output folder>/.rejects/<stem>.rejects.jsonl; none when there is none)."),
     report: Optional[Path] = typer.Option(None, "--report", help="Also write the mix report as JSON (for the audit)."),
     strict: bool = typer.Option(False, "--strict", help="Exit with status 1 if any record is rejected as invalid (not_sampled records do not count)."),
+    quiet: bool = QUIET,
+    as_json: bool = JSON,
 ) -> None:
     """Mix sources (e.g. domain + general data) in exact proportions, shuffled.
 
@@ -114,6 +121,7 @@ def mix(
     The rejects file holds the unreadable records and, as `not_sampled`, every record a
     source had that the mix did not draw.
     """
+    summary_mode(quiet, as_json)
     to, from_ = to.value, from_.value if from_ else None
     check_format(to)
     if no_replacement and with_replacement:
@@ -142,9 +150,10 @@ def mix(
     if report:
         targets.append(Target("--report", report, "file"))
     check_paths(targets, inputs=[s.path for s in specs])
-    with RejectsWriter(rejects_path) as rejected:  # bounded memory: sources are spilled, not held
-        result = stream_mix(params, output, to, rejected)
-    print_mix_table(result.report)
+    with RejectsWriter(rejects_path) as rejected, progress(f"mix -> {output.name}") as bar:
+        result = stream_mix(params, output, to, rejected, progress=bar)  # bounded memory: sources are spilled
+    if showing_tables():
+        print_mix_table(result.report)
     notes = [f"output:  {output}", rejects_note(rejects_path, rejected.total)]
     if report:
         with atomic_path(report) as tmp:
@@ -153,6 +162,8 @@ def mix(
     print_summary(
         f"mix -> {output.name}",
         result.rows_in, result.rows_out, dict(sorted(rejected.counts.items(), key=lambda kv: -kv[1])), notes,
+        facts={"output": str(output), "rejects": str(rejects_path) if rejected.total else None,
+               "mix": result.report.model_dump(mode="json")},
     )
     # Records the mix did not draw are in the rejects file, but they are not errors.
     exit_for_strict(strict, rejected.total - rejected.counts.get("not_sampled", 0))

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from sftdata.cli.app import app
-from sftdata.cli.common import ENGINE, console, print_cost
+from sftdata.cli.common import ENGINE, JSON, QUIET, console, print_cost, print_json, summary_mode
 
 
 def _print_summary(summary: dict) -> None:
@@ -50,6 +50,8 @@ def run(
     check: bool = typer.Option(False, "--check", help="Only validate: the recipe, the files it reads and its run directory."),
     wait: bool = typer.Option(False, "--wait", help="If another run holds the run directory, wait for it instead of stopping."),
     engine: Optional[str] = ENGINE,
+    quiet: bool = QUIET,
+    as_json: bool = JSON,
 ) -> None:
     """Run a recipe: build the data set stage by stage (cached), audit it, then train.
 
@@ -59,12 +61,27 @@ def run(
     from sftdata.run_checks import check_run
     from sftdata.runner import run_recipe
 
+    summary_mode(quiet, as_json)
     parsed = load_recipe(recipe, set_ or [])
     if check:
         run_dir = check_run(parsed, recipe)
-        console.print(f"{recipe}: ok ({len(parsed.inputs)} inputs, {len(parsed.steps)} steps"
-                      f"{', mix' if parsed.mix else ''}{', train' if parsed.train is not None else ''};"
-                      f" run directory {run_dir})")
+        if as_json:
+            print_json({"recipe": str(recipe), "ok": True, "inputs": len(parsed.inputs), "steps": len(parsed.steps),
+                        "mix": parsed.mix is not None, "train": parsed.train is not None, "run_dir": str(run_dir)})
+        elif not quiet:
+            console.print(f"{recipe}: ok ({len(parsed.inputs)} inputs, {len(parsed.steps)} steps"
+                          f"{', mix' if parsed.mix else ''}{', train' if parsed.train is not None else ''};"
+                          f" run directory {run_dir})")
         return
-    summary = run_recipe(parsed, recipe, log=console.print, train=not no_train, wait=wait, engine=engine)
-    _print_summary(summary)
+    log = console.print if not quiet else _warnings_only
+    summary = run_recipe(parsed, recipe, log=log, train=not no_train, wait=wait, engine=engine)
+    if as_json:
+        print_json(summary)
+    elif not quiet:
+        _print_summary(summary)
+
+
+def _warnings_only(text, *args, **kwargs) -> None:
+    """``--quiet``: the run's log keeps only its warnings and notes."""
+    if str(text).lstrip().lower().startswith(("warning", "note", "[yellow]")):
+        console.print(text, *args, **kwargs)

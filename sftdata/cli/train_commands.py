@@ -15,7 +15,7 @@ import typer
 import yaml
 
 from sftdata.cli.app import app
-from sftdata.cli.common import check_paths, console, print_cost
+from sftdata.cli.common import JSON, QUIET, check_paths, console, print_cost, print_json, showing_tables, summary_mode
 from sftdata.errors import UserError
 from sftdata.ownership import folder_is_ours, mark_folder
 from sftdata.paths import Target
@@ -46,6 +46,12 @@ class TrainOn(str, Enum):
     weight = "weight"
 
 
+# What ``train --json`` prints of a run (its losses are in metrics.jsonl).
+_RESULT_FIELDS = ("output_dir", "steps", "trained_tokens", "trained_tokens_per_s", "seconds", "train_loss",
+                  "initial_eval_loss", "eval_loss", "best_step", "best_eval_loss", "stopped_early",
+                  "dropped", "warnings", "cost")
+
+
 @app.command()
 def train(
     data_arg: Optional[Path] = typer.Argument(None, metavar="DATA", help="Training data (any format sftdata reads)."),
@@ -74,9 +80,13 @@ def train(
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed."),
     sample: List[str] = typer.Option([], "--sample", help="A prompt to generate from after training (repeatable)."),
     set_: List[str] = typer.Option([], "--set", help="Any other TrainConfig field, e.g. --set lora_r=8 (repeatable)."),
+    quiet: bool = QUIET,
+    as_json: bool = JSON,
 ) -> None:
     """Fine-tune a causal LM on chat records (LoRA, full or freeze); resumable."""
     from sftdata.trainer.config import build_config, load_config
+
+    summary_mode(quiet, as_json)
 
     if data is not None:
         console.print("[yellow]note: --data is deprecated; give the data file as the argument: "
@@ -96,6 +106,7 @@ def train(
         "eval_split": eval_split, "eval_every": eval_every, "save_every": save_every,
         "resume": resume or None, "overwrite": overwrite or None, "chat_template": chat_template,
         "force": force or None, "seed": seed, "sample_prompts": list(sample) or None,
+        "progress": False if not showing_tables() else None,
         **_parse_sets(set_),
     }
     if config:
@@ -130,6 +141,12 @@ def train(
 
     result = run_training(cfg)
     if os.environ.get("RANK", "0") != "0":  # under torchrun only the first process reports
+        return
+    if as_json:
+        print_json({"title": "train", **{k: getattr(result, k) for k in _RESULT_FIELDS},
+                    "samples": [{"prompt": p, "reply": r} for p, r in result.samples]})
+        return
+    if quiet:
         return
     lines = [
         f"steps: {result.steps}   trained tokens: {result.trained_tokens:,}   time: {result.seconds:.0f} s"

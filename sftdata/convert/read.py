@@ -30,6 +30,7 @@ from sftdata.errors import RecordError, UserError
 from sftdata.inputs import is_hub_id, local_input
 from sftdata.formats import FACT_FIELDS, check_format, detect_format, facts
 from sftdata.jsonvalues import jsonable_frame
+from sftdata.progress import set_total
 from sftdata.io import EXTENSIONS, check_readable, dumps, extension
 from sftdata.rawrows import (
     RawRow,
@@ -221,7 +222,23 @@ class BatchReader:
         caller works on this one (polars releases the GIL), so reading overlaps the steps."""
         yield from _ahead(self._batches())
 
+    def total_rows(self) -> int | None:
+        """The rows the file holds, where that is cheap to know before reading: exact for
+        Parquet (its metadata), a JSON array (parsed whole) and CSV (polars counts rows
+        without parsing fields); JSON Lines estimate it batch by batch from the bytes read."""
+        if self.kind == ".json":
+            return len(self.json_rows or [])
+        if self.kind in (".parquet", ".csv"):
+            try:
+                return int(self._table().select(pl.len()).collect().item())
+            except (OSError, pl.exceptions.PolarsError):
+                return None  # the read itself reports what is wrong
+        return None
+
     def _batches(self) -> Iterator[Batch]:
+        total = self.total_rows()
+        if total is not None:
+            set_total(self.progress, total)
         try:
             if self.kind == ".jsonl":
                 yield from self._jsonl_batches()
@@ -242,11 +259,14 @@ class BatchReader:
         return batch
 
     def _jsonl_batches(self) -> Iterator[Batch]:
-        first = 1
+        first, size, consumed = 1, max(self.path.stat().st_size, 1), 0
         for index, block in enumerate(line_blocks(self.path, self.batch_bytes)):
+            consumed += len(block)
             if index == 0:
                 block = strip_bom(block)
             lines, count = lines_frame(block, first)
+            # The rows so far, scaled to the file's size: exact once the last block is read.
+            set_total(self.progress, round((first - 1 + count) * size / consumed))
             if lines.height:
                 raw = {}
                 if lines[TEXT].null_count():  # keep the bytes of lines that are not UTF-8

@@ -15,6 +15,7 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
+from sftdata.progress import phase
 from sftdata.errors import UserError
 from sftdata.records import records_from_frame
 from sftdata.rejects import make_reject
@@ -123,7 +124,7 @@ class StreamedMix:
 
 
 def stream_mix(params: MixParams, output: str | os.PathLike, to: str, rejected,
-               base_dir: str | os.PathLike = ".") -> StreamedMix:
+               base_dir: str | os.PathLike = ".", progress=None) -> StreamedMix:
     """``run_mix`` for file sources, file to file, in bounded memory.
 
     Each source is read batch by batch (its read rejects go to ``rejected``, a
@@ -132,7 +133,8 @@ def stream_mix(params: MixParams, output: str | os.PathLike, to: str, rejected,
     (``plan_mix``: the same draws and order as ``mix_sources``); each drawn row is then
     sent to the bucket of its output position, and the buckets are sorted and written
     in order. At most one spilled batch, the rows being bucketed and one bucket are in
-    memory at a time.
+    memory at a time. ``progress`` (``sftdata.progress``) sees each phase: reading each
+    source, drawing, writing.
     """
     import shutil
     import tempfile
@@ -149,7 +151,8 @@ def stream_mix(params: MixParams, output: str | os.PathLike, to: str, rejected,
         sources, parts, sizes, rows_in, formats = [], [], [], 0, {}
         for k, spec in enumerate(params.sources):
             name = spec.source_name()
-            reader = BatchReader(Path(base_dir) / spec.path, spec.format, source=name)
+            phase(progress, f"reading {name}")
+            reader = BatchReader(Path(base_dir) / spec.path, spec.format, source=name, progress=progress)
             source_parts, size = [], 0
             for i, batch in enumerate(reader):
                 rejected.add(batch.rejects)
@@ -183,9 +186,12 @@ def stream_mix(params: MixParams, output: str | os.PathLike, to: str, rejected,
             buffer.clear()
             buffered = 0
 
+        phase(progress, "drawing", len(plan.order))
         for draws, source_parts in zip(plan.draws, parts):
             if draws is None:
                 continue
+            if progress is not None:
+                progress(len(draws))
             where = position[offset:offset + len(draws)]
             offset += len(draws)
             by_row = np.argsort(draws, kind="stable")
@@ -202,10 +208,13 @@ def stream_mix(params: MixParams, output: str | os.PathLike, to: str, rejected,
                 if buffered >= BUFFERED_ROWS:
                     flush()
         flush()
+        phase(progress, "writing", len(plan.order))
         with RecordWriter(output, to) as writer:
             for b in sorted(buckets):
                 frame = pl.concat([pl.read_ipc(p) for p in buckets[b]]).sort("_pos").drop("_pos")
                 rejected.add(writer.write(frame))
+                if progress is not None:
+                    progress(frame.height)
         return StreamedMix(plan.report, rows_in, writer.rows, formats)
     finally:
         shutil.rmtree(spill, ignore_errors=True)

@@ -27,6 +27,7 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
+from sftdata.progress import Bar
 from sftdata.io import JsonlAppender, read_complete_lines
 from sftdata.steps.base import Step, split_by_reason
 
@@ -145,23 +146,9 @@ def score_keys(frame: pl.DataFrame) -> list[str]:
     return sorted(keys)
 
 
-class _NoBar:
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def progress_bar(total: int, description: str, enabled: bool):
-    """A tqdm bar on stderr (the kind the trainer shows); silent when disabled or when
-    tqdm (installed with the ``train`` extra) is missing."""
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return _NoBar()
-    return tqdm(total=total, desc=description, unit="rec", disable=not enabled or total == 0,
-                dynamic_ncols=True)
+def progress_bar(total: int, description: str, enabled: bool) -> Bar:
+    """The bar a score step shows on stderr while it scores ``total`` records."""
+    return Bar(description, total, enabled=enabled and total > 0)
 
 
 class ScoreParams(BaseModel):

@@ -48,7 +48,7 @@ def test_audit_defaults_to_audit_html(cli, tmp_path, two_files, monkeypatch):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--from", "yaml"], "unknown format"),
+    (["--from", "yaml"], "is not one of 'alpaca'"),  # a choice: --help lists them
     (["--tokenizer", "/nonexistent/tok"], "cannot load a tokenizer"),
 ])
 def test_audit_bad_options_are_one_line_errors(cli, tmp_path, two_files, args, message):
