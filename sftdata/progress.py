@@ -88,6 +88,20 @@ class Bar:
         self.close()
 
 
+def hide_library_bars() -> None:
+    """Switch off the tqdm bars transformers and huggingface_hub print while loading a
+    model ("Loading weights"), so sftdata's own bar is the only one. Set before they are
+    imported (the environment variable) and after (their switch)."""
+    import os
+    import sys
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+
+
 def set_total(progress: ProgressFn | None, total: int | None) -> None:
     """Give ``progress`` the total count of the work, when it takes one."""
     if progress is not None and hasattr(progress, "set_total"):

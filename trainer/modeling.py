@@ -116,12 +116,12 @@ def prepare_model(cfg: Any, precision: Any = None, tokenizer: Any = None,
     trained ones (default fp32). ``tokenizer``: one with tokens added (vocab.py), whose ids
     ``new_token_ids`` get embedding rows that train. ``device``: where a qlora base is loaded.
     """
-    from transformers.utils import logging as hf_logging
+    from sftdata.progress import hide_library_bars
 
     from .precision import Precision, cast_trainable
     from .vocab import fit_embeddings, stop_on_end_of_turn
 
-    hf_logging.disable_progress_bar()  # its tqdm "Loading weights" bar: the trainer's own bar is rich
+    hide_library_bars()  # the trainer's own bar is the one shown
     precision = precision or Precision(torch.float32, "no", torch.float32)
     kwargs: dict[str, Any] = {}
     if cfg.attn_implementation != "auto":

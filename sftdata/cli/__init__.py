@@ -148,7 +148,9 @@ def run_cli(args: list[str] | None = None) -> int:
     """
     try:
         from sftdata.cli.app import app
+        from sftdata.progress import hide_library_bars
 
+        hide_library_bars()  # commands show sftdata's bars only
         load_commands()
         status = app(args=args, prog_name="sftdata", standalone_mode=False)
     except UserError as exc:

@@ -91,6 +91,9 @@ class TransportStats:
 
 
 class Backend(Protocol):
+    """What the pipeline needs of a backend. It may also set ``max_in_flight`` (requests
+    it can serve at once; the pipeline runs no more workers than that)."""
+
     name: str
     model: str
     stats: TransportStats

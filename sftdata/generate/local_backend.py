@@ -24,6 +24,7 @@ class LocalBackend:
 
     name = "embedded transformers"
     supports_prefix = True
+    max_in_flight = 1  # one model in this process: requests run one after the other
 
     def __init__(self, model_path: str | None = None, seed: int = 0):
         self.model_path = model_path

@@ -61,6 +61,9 @@ class Run:
         self.cfg, self.backend, self.prompts, self.files = cfg, backend, prompts, files
         self.on_event = on_event or (lambda run: None)
         self.prefill = getattr(backend, "supports_prefix", False)
+        # A backend that answers one request at a time (the embedded model) gets one worker:
+        # more would only queue requests whose answers arrive after the goal is met.
+        self.workers = min(cfg.concurrency, getattr(backend, "max_in_flight", None) or cfg.concurrency)
         self.seed_instructions = [s.instruction for s in seeds]
         self.blocklist = filters.blocklist_pattern(cfg.blocklist)
         self.index = RougeIndex(floor=min(MATCH_FLOOR, cfg.rouge_threshold),
@@ -102,7 +105,7 @@ class Run:
 
     async def run(self) -> None:
         self.totals.runs += 1
-        workers = [asyncio.create_task(self._worker()) for _ in range(self.cfg.concurrency)]
+        workers = [asyncio.create_task(self._worker()) for _ in range(self.workers)]
         try:
             await asyncio.gather(*workers)
         finally:
@@ -145,7 +148,7 @@ class Run:
                 finally:
                     self.in_flight -= 1
                     self._notify()
-            elif claimed + len(self.pending) + self.bootstrapping * new_per < num + self.cfg.concurrency \
+            elif claimed + len(self.pending) + self.bootstrapping * new_per < num + self.workers \
                     and not (self.pending and claimed >= num):
                 self.bootstrapping += 1
                 try:

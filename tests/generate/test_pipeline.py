@@ -145,3 +145,34 @@ def test_user_seeds_in_sharegpt_format(tmp_path):
     assert summary.seed_tasks == 3 and sum(summary.seed_rejects.values()) == 1
     bootstrap_prompt = next(p for s, p in backend.calls if s == "bootstrap")
     assert "Explain topic" in bootstrap_prompt
+
+
+class _OneAtATime(ScriptedBackend):
+    """A backend that serves one request at a time (as the embedded model does) and
+    records how many were ever in flight together."""
+
+    max_in_flight = 1
+
+    def __init__(self, reply):
+        super().__init__(reply)
+        self.now = self.most = 0
+
+    async def complete(self, messages, **kw):
+        import asyncio
+
+        self.now += 1
+        self.most = max(self.most, self.now)
+        try:
+            await asyncio.sleep(0.001)  # let other workers run, were there any
+            return await super().complete(messages, **kw)
+        finally:
+            self.now -= 1
+
+
+def test_a_one_at_a_time_backend_gets_one_worker_and_no_wasted_requests(tmp_path):
+    serial = _OneAtATime(good_reply(5))
+    summary = generate(config(tmp_path / "a", num=4, concurrency=8), backend=serial)
+    assert summary.records == 4 and serial.most == 1
+    wide = ScriptedBackend(good_reply(5))
+    wider = generate(config(tmp_path / "b", num=4, concurrency=8), backend=wide)
+    assert summary.requests <= wider.requests  # the queued extra requests are not made
