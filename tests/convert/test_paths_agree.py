@@ -101,3 +101,15 @@ def test_most_rows_take_the_vectorised_way(tmp_path, monkeypatch):
         seen["reference"] = 0
         assert_reads_agree(jsonl(tmp_path / name, fmt_rows))
         assert seen["reference"] == 0
+
+
+@pytest.mark.parametrize("ext", [".csv", ".parquet"])
+def test_an_extra_column_with_a_nested_fields_name_agrees(tmp_path, ext):
+    """An Alpaca table with a `tool_calls` (or `messages`...) column of JSON text: the
+    reference decodes it, so the vectorised way must give the same records."""
+    rows = [{"instruction": "0", "output": "0"},
+            {"instruction": "1", "output": "1", "tool_calls": []},
+            {"instruction": "2", "output": "2", "tool_calls": "plain text", "messages": '{"a": 1}'}]
+    table = tmp_path / f"in{ext}"
+    write_rows(table, rows)
+    assert_reads_agree(table, "alpaca")
