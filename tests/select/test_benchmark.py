@@ -14,7 +14,7 @@ HERE = Path(__file__).resolve().parents[2] / "benchmarks" / "selection"
 pytestmark = pytest.mark.slow
 
 
-def test_selection_benchmark_smallest_configuration(tmp_path):
+def test_selection_benchmark_smallest_configuration(tmp_path, realworld):
     pytest.importorskip("torch")
     pytest.importorskip("matplotlib")
     if not HERE.is_dir():
@@ -29,7 +29,7 @@ def test_selection_benchmark_smallest_configuration(tmp_path):
     assert (tmp_path / "selection.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_ifd_speed_benchmark_prints_both_sides_and_agrees():
+def test_ifd_speed_benchmark_prints_both_sides_and_agrees(realworld):  # both read the real-world files
     pytest.importorskip("torch")
     done = subprocess.run([sys.executable, str(HERE / "ifd_speed.py"), "--records", "4", "--runs", "1",
                            "--max-length", "128"], capture_output=True, text=True, timeout=900)
