@@ -25,16 +25,17 @@ class Bar:
     """``bar = Bar("filter data.jsonl", total=n)``; ``bar(n)`` or ``bar.update(n)`` as
     work is done; ``bar.phase("writing", total)`` starts the next phase; ``bar.close()``.
     ``enabled=False`` shows nothing (``--quiet``, a step's ``progress: false``); ``keep``
-    leaves the finished bar on screen (the trainer's), else it goes when closed."""
+    leaves the finished bar on screen (the trainer's), else it goes when closed; ``initial``
+    is work already done (a resumed run)."""
 
     def __init__(self, description: str, total: int | None = None, delay: float = 1.5,
                  enabled: bool = True, unit: str = "records", console: Console | None = None,
-                 keep: bool = False):
+                 keep: bool = False, initial: int = 0):
         self.title = self.description = description
         self.total, self.delay, self.enabled = total, delay, enabled
         self.unit, self.console, self.keep = unit, console or _console, keep
         self.start = time.monotonic()
-        self.done, self.status_text = 0, ""
+        self.done, self.status_text = initial, ""
         self.progress: Progress | None = None
         self.task: Any = None
 
@@ -100,6 +101,12 @@ def hide_library_bars() -> None:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
+
+
+def advance(progress: ProgressFn | None, n: int) -> None:
+    """Tell ``progress`` (any callable of a count, or None) that ``n`` more are done."""
+    if progress is not None:
+        progress(n)
 
 
 def set_total(progress: ProgressFn | None, total: int | None) -> None:

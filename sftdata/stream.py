@@ -29,7 +29,7 @@ import polars as pl
 
 from sftdata.convert import BatchReader, RecordWriter
 from sftdata.convert.rejectfile import RejectsWriter
-from sftdata.progress import phase
+from sftdata.progress import advance, phase
 from sftdata.steps.base import GlobalStep, Step, StepReport, run_chain
 
 
@@ -179,7 +179,6 @@ def _two_passes(reader: BatchReader, before: list[Step], global_steps: list[Glob
                 reports.add(len(before) + i, report)
             offset += frame.height
             _local(frame.filter(pl.Series(keep)), after, first_after, reports, rejected, writer)
-            if progress is not None:
-                progress(frame.height)
+            advance(progress, frame.height)
     finally:
         shutil.rmtree(spill, ignore_errors=True)

@@ -12,8 +12,7 @@ class StepBar:
     each optimizer step; ``bar.close()`` at the end (also when the run stops early)."""
 
     def __init__(self, total: int, initial: int = 0, enabled: bool = True):
-        self.bar = Bar("training", total, delay=0, enabled=enabled, unit="steps", keep=True)
-        self.bar.done = initial
+        self.bar = Bar("training", total, delay=0, enabled=enabled, unit="steps", keep=True, initial=initial)
 
     def step(self, loss: float, tokens_per_s: float) -> None:
         self.bar.status(f"loss {loss:.4f} · {tokens_per_s:,.0f} tok/s")

@@ -105,7 +105,7 @@ def generate_command(
         summary = generate(cfg, on_start=on_start, on_event=bar.on_event)
     if as_json:
         print_json({"title": "generate", "num": num, **asdict(summary), "total_tokens": summary.total_tokens})
-    elif not quiet:
+    elif showing_tables():
         console.print(f"backend: {summary.backend} · model: {summary.model}")
         _print_summary(summary, num)
     if not summary.complete:

@@ -30,7 +30,7 @@ from sftdata.errors import RecordError, UserError
 from sftdata.inputs import is_hub_id, local_input
 from sftdata.formats import FACT_FIELDS, check_format, detect_format, facts
 from sftdata.jsonvalues import jsonable_frame
-from sftdata.progress import set_total
+from sftdata.progress import advance, set_total
 from sftdata.io import EXTENSIONS, check_readable, dumps, extension
 from sftdata.rawrows import (
     RawRow,
@@ -254,8 +254,7 @@ class BatchReader:
         self.rejected += len(batch.rejects)
         for key, value in batch.facts.items():
             self.facts[key] = self.facts.get(key, 0) + value
-        if self.progress:
-            self.progress(batch.rows_in)
+        advance(self.progress, batch.rows_in)
         return batch
 
     def _jsonl_batches(self) -> Iterator[Batch]:

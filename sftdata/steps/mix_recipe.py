@@ -15,8 +15,8 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
-from sftdata.progress import phase
 from sftdata.errors import UserError
+from sftdata.progress import advance, phase
 from sftdata.records import records_from_frame
 from sftdata.rejects import make_reject
 from sftdata.steps.mix import MixReport, MixSource, Replacement, mix_with_unsampled
@@ -190,8 +190,6 @@ def stream_mix(params: MixParams, output: str | os.PathLike, to: str, rejected,
         for draws, source_parts in zip(plan.draws, parts):
             if draws is None:
                 continue
-            if progress is not None:
-                progress(len(draws))
             where = position[offset:offset + len(draws)]
             offset += len(draws)
             by_row = np.argsort(draws, kind="stable")
@@ -207,14 +205,14 @@ def stream_mix(params: MixParams, output: str | os.PathLike, to: str, rejected,
                 buffered += hi - lo
                 if buffered >= BUFFERED_ROWS:
                     flush()
+            advance(progress, len(draws))
         flush()
         phase(progress, "writing", len(plan.order))
         with RecordWriter(output, to) as writer:
             for b in sorted(buckets):
                 frame = pl.concat([pl.read_ipc(p) for p in buckets[b]]).sort("_pos").drop("_pos")
                 rejected.add(writer.write(frame))
-                if progress is not None:
-                    progress(frame.height)
+                advance(progress, frame.height)
         return StreamedMix(plan.report, rows_in, writer.rows, formats)
     finally:
         shutil.rmtree(spill, ignore_errors=True)
